@@ -1,0 +1,3 @@
+from infercap.cli import main
+
+main()

@@ -1,0 +1,577 @@
+"""Command line: parses options, calls the library, renders. One place (``main``) turns
+library errors into a one-line message and an exit code:
+
+0 results printed · 1 nothing meets the constraints (or a check failed) · 2 usage, catalog or
+input error.
+
+Heavy imports (numpy, yaml, rich) happen inside commands so ``infercap --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from infercap import __version__
+
+app = typer.Typer(
+    name="infercap",
+    help="Capacity planner for LLM inference: which GPU, how many, which parallelism, batch "
+    "and precision meet your latency targets at the lowest $ per million tokens.",
+    add_completion=True,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_OK, EXIT_NOTHING, EXIT_ERROR = 0, 1, 2
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message.rstrip("\n") + "\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"infercap {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Capacity planner for LLM inference."""
+
+
+# ---------------------------------------------------------------- shared options
+
+CatalogOpt = Annotated[
+    Optional[List[Path]],
+    typer.Option(
+        "--catalog",
+        help="Extra catalog folder (hardware/ and models/ inside, or YAML files); repeatable; "
+        "also $INFERCAP_CATALOG_PATH. Same id overrides the shipped entry.",
+    ),
+]
+FormatOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--format", "-f", help="table | csv | json (default: table on a terminal, else csv)."
+    ),
+]
+OutputOpt = Annotated[
+    Optional[Path],
+    typer.Option("--output", "-o", help="Write to FILE (atomically) instead of stdout."),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No messages on stderr.")]
+
+
+def _format(value: Optional[str]):  # type: ignore[no-untyped-def]
+    from infercap.errors import UsageError
+    from infercap.render import Format
+
+    if value is None:
+        return Format.table if sys.stdout.isatty() else Format.csv
+    try:
+        return Format(value)
+    except ValueError:
+        raise UsageError(f"expected table, csv or json, got {value!r}", key="--format") from None
+
+
+def _resolver(profile: Optional[str]):  # type: ignore[no-untyped-def]
+    from infercap.profile import Resolver, load_profile
+
+    user = load_profile(profile) if profile else None
+    return Resolver(load_profile("default"), None, user)
+
+
+def _split(values: Optional[List[str]]) -> List[str]:
+    out: List[str] = []
+    for v in values or []:
+        out += [x.strip() for x in v.split(",") if x.strip()]
+    return out
+
+
+def _ints(values: Optional[List[str]], key: str) -> List[int]:
+    from infercap.errors import UsageError
+
+    out = []
+    for v in _split(values):
+        try:
+            n = int(v)
+        except ValueError:
+            raise UsageError(f"expected positive integers, got {v!r}", key=key) from None
+        if n < 1:
+            raise UsageError(f"expected positive integers, got {v!r}", key=key)
+        out.append(n)
+    return out
+
+
+# ---------------------------------------------------------------- plan
+
+PLAN_TABLE = (
+    "gpu",
+    "precision",
+    "tp",
+    "pp",
+    "ep",
+    "batch",
+    "ttft_ms",
+    "tpot_ms",
+    "tokens_per_s_per_user",
+    "output_tokens_per_s_per_gpu",
+    "usd_per_hour",
+    "usd_per_m_output_tokens",
+    "memory_used_gib_per_gpu",
+    "decode_bound",
+    "pareto",
+)
+PLAN_HEADERS = {
+    "tokens_per_s_per_user": "tok/s/user",
+    "output_tokens_per_s_per_gpu": "tok/s/GPU",
+    "usd_per_hour": "$/h",
+    "usd_per_m_output_tokens": "$/M out",
+    "memory_used_gib_per_gpu": "GiB/GPU",
+    "decode_bound": "bound",
+    "pareto": "pareto",
+}
+
+
+@app.command()
+def plan(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id (see `infercap models`).")]
+    = "llama-3.1-70b",
+    gpu: Annotated[
+        Optional[List[str]],
+        typer.Option("--gpu", "-g", help="GPU id(s), repeatable or comma-separated "
+                     "(default: every catalog GPU)."),
+    ] = None,
+    precision: Annotated[
+        Optional[List[str]],
+        typer.Option("--precision", "-p", help="Precision preset(s): bf16, fp16, fp8, int8, "
+                     "int4, fp4, mxfp4 (default: bf16,fp8,fp4)."),
+    ] = None,
+    input_tokens: Annotated[int, typer.Option("--input-tokens", "-i", min=1,
+                                              help="Prompt tokens per request.")] = 2048,
+    output_tokens: Annotated[int, typer.Option("--output-tokens", "-n", min=1,
+                                               help="Generated tokens per request.")] = 256,
+    tp: Annotated[Optional[List[str]], typer.Option("--tp", help="Tensor-parallel sizes "
+                                                    "(default 1,2,4,8).")] = None,
+    pp: Annotated[Optional[List[str]], typer.Option("--pp", help="Pipeline-parallel sizes "
+                                                    "(default 1,2,4).")] = None,
+    max_ttft_ms: Annotated[float, typer.Option("--max-ttft-ms", min=0,
+                                               help="SLO: time to first token; 0 = none.")]
+    = 2000.0,
+    max_tpot_ms: Annotated[float, typer.Option("--max-tpot-ms", min=0,
+                                               help="SLO: time per output token; 0 = none.")]
+    = 50.0,
+    min_tokens_per_s_per_user: Annotated[
+        float, typer.Option("--min-tokens-per-s-per-user", min=0, help="SLO: 0 = none.")
+    ] = 0.0,
+    max_gpus: Annotated[int, typer.Option("--max-gpus", min=0,
+                                          help="At most this many GPUs per instance; 0 = any.")]
+    = 0,
+    objective: Annotated[str, typer.Option("--objective", help="Sort by: cost ($/M output "
+                                           "tokens), throughput (per GPU), latency (e2e).")]
+    = "cost",
+    top: Annotated[int, typer.Option("--top", "-t", min=0, help="Rows to print; 0 = all.")] = 15,
+    per_gpu: Annotated[bool, typer.Option("--per-gpu", help="Keep the best row per GPU.")]
+    = False,
+    engine: Annotated[Optional[str], typer.Option("--engine", help="Engine profile: trtllm, "
+                                                  "vllm, sglang, pytorch (default: default).")]
+    = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Calibration profile "
+                                                   "(id or YAML file) applied on top.")] = None,
+    catalog: CatalogOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Sweep GPUs x TP x PP x batch x precision for a model and workload; print the best.
+
+    Example: infercap plan --model llama-3.1-8b --gpu h100-sxm,l40s -i 1024 -n 256 -f csv
+    """
+    from infercap.catalog import load_catalog
+    from infercap.errors import UsageError
+    from infercap.precision import PRESETS
+    from infercap.profile import engine_profile_for, load_profile
+    from infercap.render import render, write_output
+    from infercap.sweep import (COLUMNS, OBJECTIVES, Workload, apply_slos, mark_pareto, rank,
+                                sweep)
+
+    form = _format(fmt)
+    if objective not in OBJECTIVES:
+        raise UsageError(f"expected one of {', '.join(OBJECTIVES)}, got {objective!r}",
+                         key="--objective")
+    cat = load_catalog(catalog or [])
+    mdl = cat.model(model)
+    gpu_ids = _split(gpu) or sorted(cat.gpus)
+    gpus = [cat.gpu(g) for g in gpu_ids]
+    precs = []
+    for name in _split(precision) or ["bf16", "fp8", "fp4"]:
+        if name not in PRESETS:
+            raise UsageError(f"expected one of {', '.join(PRESETS)}, got {name!r}",
+                             key="--precision")
+        precs.append(PRESETS[name])
+    eng = None
+    if engine:
+        eng = engine_profile_for(engine)
+        if eng is None:
+            eng = load_profile(engine)
+    res = _resolver(profile)
+    r = sweep(mdl, gpus, precs, Workload(input_tokens, output_tokens), res, eng,
+              tps=_ints(tp, "--tp") or (1, 2, 4, 8), pps=_ints(pp, "--pp") or (1, 2, 4))
+    fitting = len(r)
+    r = apply_slos(r, max_ttft_ms or None, max_tpot_ms or None,
+                   min_tokens_per_s_per_user or None, max_gpus or None)
+    r = mark_pareto(r)
+    r = rank(r, objective, top or None, per_gpu)
+    if not quiet:
+        _err(f"infercap: {mdl.id}, {input_tokens} in / {output_tokens} out: "
+             f"{r.evaluated:,} configurations evaluated, {fitting:,} fit memory, "
+             f"{len(r):,} shown meeting SLOs (ttft <= {max_tpot_ms and max_ttft_ms or '-'} ms, "
+             f"tpot <= {max_tpot_ms or '-'} ms)")
+    if len(r) == 0:
+        _err("infercap: no configuration meets the constraints "
+             "(relax --max-ttft-ms / --max-tpot-ms / --min-tokens-per-s-per-user / --max-gpus, "
+             "or add GPUs)")
+        if form is not form.table:
+            write_output(render([], COLUMNS, form), output)
+        raise typer.Exit(EXIT_NOTHING)
+    text = render(r.rows(), COLUMNS, form, table_columns=PLAN_TABLE, headers=PLAN_HEADERS)
+    write_output(text, output)
+
+
+# ---------------------------------------------------------------- catalogs
+
+GPU_COLUMNS = ("id", "name", "vendor", "memory_gib", "memory_bandwidth_tb_per_s",
+               "bf16_dense_tflops", "fp8_dense_tflops", "fp4_dense_tflops",
+               "scale_up_gb_per_s_per_direction", "scale_up_domain_gpus",
+               "scale_out_gb_per_s_per_direction", "tdp_w", "usd_per_gpu_hour", "price_provider",
+               "price_date")
+MODEL_COLUMNS = ("id", "name", "params_b", "active_params_b", "published_params_b", "layers",
+                 "hidden_size", "heads", "kv_heads", "head_dim", "experts", "experts_per_token",
+                 "attention", "kv_kib_per_token_bf16", "max_context")
+
+
+def _gpu_row(g) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "id": g.id, "name": g.name, "vendor": g.vendor, "memory_gib": g.memory_gib,
+        "memory_bandwidth_tb_per_s": g.memory_bandwidth_tb_per_s,
+        "bf16_dense_tflops": g.dense_tflops.get("bf16", g.dense_tflops.get("fp16")),
+        "fp8_dense_tflops": g.dense_tflops.get("fp8"),
+        "fp4_dense_tflops": g.dense_tflops.get("fp4"),
+        "scale_up_gb_per_s_per_direction": g.scale_up_gb_per_s_per_direction,
+        "scale_up_domain_gpus": g.scale_up_domain_gpus,
+        "scale_out_gb_per_s_per_direction": g.scale_out_gb_per_s_per_direction,
+        "tdp_w": g.tdp_w, "usd_per_gpu_hour": g.price.usd_per_gpu_hour,
+        "price_provider": g.price.provider, "price_date": g.price.date,
+    }
+
+
+def _model_row(m) -> dict:  # type: ignore[no-untyped-def]
+    from infercap.arch import arch_of
+
+    a = arch_of(m)
+    attn = "MLA" if m.mla else ("GQA" if m.num_key_value_heads < m.num_attention_heads else "MHA")
+    if m.sliding_window:
+        attn += f"+{m.sliding_window.kind}{m.sliding_window.window_tokens}"
+    return {
+        "id": m.id, "name": m.name, "params_b": a.total_params / 1e9,
+        "active_params_b": a.active_params / 1e9,
+        "published_params_b": m.params_published_total_b, "layers": m.num_hidden_layers,
+        "hidden_size": m.hidden_size, "heads": m.num_attention_heads,
+        "kv_heads": m.num_key_value_heads, "head_dim": m.head_dim,
+        "experts": m.moe.num_experts if m.moe else 0,
+        "experts_per_token": m.moe.experts_per_token if m.moe else 0, "attention": attn,
+        "kv_kib_per_token_bf16": a.kv_bytes_per_token(2.0) / 1024,
+        "max_context": m.max_position_embeddings,
+    }
+
+
+def _show(obj) -> str:  # type: ignore[no-untyped-def]
+    import dataclasses
+    import json
+
+    def conv(v):  # type: ignore[no-untyped-def]
+        if dataclasses.is_dataclass(v):
+            return {k: conv(x) for k, x in dataclasses.asdict(v).items()}
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+
+    return json.dumps(conv(obj), indent=2, default=str) + "\n"
+
+
+@app.command()
+def gpus(
+    gpu_id: Annotated[Optional[str], typer.Argument(help="Show one GPU in full (JSON).")] = None,
+    catalog: CatalogOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """List the accelerator catalog, or show one entry with its sources.
+
+    Example: infercap gpus -f csv ; infercap gpus h100-sxm
+    """
+    from infercap.catalog import load_catalog
+    from infercap.render import render, write_output
+
+    cat = load_catalog(catalog or [])
+    if gpu_id:
+        write_output(_show(cat.gpu(gpu_id)), output)
+        return
+    rows = [_gpu_row(g) for g in sorted(cat.gpus.values(), key=lambda g: g.id)]
+    table = ("id", "memory_gib", "memory_bandwidth_tb_per_s", "bf16_dense_tflops",
+             "fp8_dense_tflops", "fp4_dense_tflops", "scale_up_gb_per_s_per_direction",
+             "scale_up_domain_gpus", "usd_per_gpu_hour", "name")
+    write_output(render(rows, GPU_COLUMNS, _format(fmt), table_columns=table), output)
+
+
+@app.command()
+def models(
+    model_id: Annotated[Optional[str], typer.Argument(help="Show one model in full (JSON).")]
+    = None,
+    catalog: CatalogOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """List the model catalog (parameter counts computed from the architecture), or show one.
+
+    Example: infercap models ; infercap models deepseek-v3
+    """
+    from infercap.catalog import load_catalog
+    from infercap.render import render, write_output
+
+    cat = load_catalog(catalog or [])
+    if model_id:
+        m = cat.model(model_id)
+        text = _show(m)
+        write_output(text, output)
+        return
+    rows = [_model_row(m) for m in sorted(cat.models.values(), key=lambda m: m.id)]
+    table = ("id", "params_b", "active_params_b", "published_params_b", "layers", "hidden_size",
+             "heads", "kv_heads", "experts", "attention", "kv_kib_per_token_bf16", "max_context")
+    write_output(render(rows, MODEL_COLUMNS, _format(fmt), table_columns=table), output)
+
+
+@app.command()
+def figures(
+    gpu_id: Annotated[Optional[str], typer.Argument(help="Resolve the figures for this GPU.")]
+    = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", help="Engine profile.")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Extra profile.")] = None,
+    catalog: CatalogOpt = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """List the named efficiency figures: meaning, and the value in force (for a GPU).
+
+    Example: infercap figures h100-sxm --engine trtllm
+    """
+    from infercap.catalog import load_catalog
+    from infercap.profile import FIGURES, engine_profile_for, load_profile
+    from infercap.render import render, write_output
+
+    res = _resolver(profile)
+    eng = None
+    if engine:
+        eng = engine_profile_for(engine) or load_profile(engine)
+    rows = []
+    if gpu_id:
+        g = load_catalog(catalog or []).gpu(gpu_id)
+        vals = res.figures(g, eng)
+    else:
+        vals = dict(res.default.figures)
+        for layer in (eng, res.user):
+            if layer is not None:
+                vals.update(layer.figures)
+    for name, (kind, meaning) in FIGURES.items():
+        row = {"figure": name, "value": vals.get(name), "kind": kind, "meaning": meaning}
+        if gpu_id:
+            row["source"] = res.source_of(g, name, eng)
+        rows.append(row)
+    cols = ["figure", "value", "kind", "meaning"] + (["source"] if gpu_id else [])
+    write_output(render(rows, cols, _format(fmt)), None)
+
+
+# ---------------------------------------------------------------- validate / calibrate
+
+VALIDATE_COLUMNS = ("id", "metric", "measured", "predicted", "error_pct", "skipped", "scenario",
+                    "model", "gpu", "engine", "file")
+SUMMARY_COLUMNS = ("group", "count", "skipped", "mdape_pct", "bias_pct", "within_20_pct")
+
+
+def _validate_rows(rows):  # type: ignore[no-untyped-def]
+    return [
+        {
+            "id": r.case.id, "metric": r.case.metric, "measured": r.case.value,
+            "predicted": r.predicted, "error_pct": r.error_pct, "skipped": r.skipped or "",
+            "scenario": r.case.scenario, "model": r.case.model, "gpu": r.case.gpu,
+            "engine": r.case.engine or "", "file": r.case.file,
+        }
+        for r in rows
+    ]
+
+
+@app.command()
+def validate(
+    files: Annotated[Optional[List[Path]], typer.Argument(
+        help="Measurement files (docs/measurement-format.md); default: the shipped ones.")]
+    = None,
+    by: Annotated[str, typer.Option("--by", help="Summary grouping: comma-separated among "
+                                    "metric, scenario, gpu, model, engine.")]
+    = "metric,scenario",
+    cases: Annotated[bool, typer.Option("--cases", help="Print every case, not the summary "
+                                        "(implied by --format csv/json).")] = False,
+    engine: Annotated[Optional[str], typer.Option("--engine", help="Use this engine profile "
+                                                  "for every case (default: the case's).")]
+    = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Calibration profile.")]
+    = None,
+    catalog: CatalogOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Predict every measured case with the planner's model and report the error.
+
+    CSV/JSON print one row per case (id, metric, measured, predicted, error_pct, skipped, ...);
+    the table prints the summary per group and the target groups, on stderr-free stdout.
+
+    Example: infercap validate ../shared/benchmarks/*.yaml --by gpu,model -f table
+    """
+    from infercap.catalog import load_catalog
+    from infercap.errors import UsageError
+    from infercap.measurements import load_cases, shipped_files
+    from infercap.profile import engine_profile_for, load_profile
+    from infercap.render import Format, render, write_output
+    from infercap.validate import (TARGETS, predict, prepare, score, summarise, target_group)
+
+    form = _format(fmt)
+    keys = _split([by])
+    for k in keys:
+        if k not in ("metric", "scenario", "gpu", "model", "engine"):
+            raise UsageError(f"expected metric, scenario, gpu, model or engine, got {k!r}",
+                             key="--by")
+    paths = list(files or shipped_files())
+    cs = load_cases(paths)
+    cat = load_catalog(catalog or [])
+    eng = None
+    if engine:
+        eng = engine_profile_for(engine) or load_profile(engine)
+    prep = prepare(cs, cat, _resolver(profile), eng)
+    rows = score(prep, predict(prep))
+    n_skip = sum(1 for r in rows if r.skipped)
+    if not quiet:
+        _err(f"infercap: {len(rows)} cases from {len(paths)} file(s): {len(rows) - n_skip} "
+             f"predicted, {n_skip} skipped")
+    if form is not Format.table or cases:
+        text = render(_validate_rows(rows), VALIDATE_COLUMNS, form)
+        write_output(text, output)
+        return
+    summ = []
+    for s in summarise(rows, keys):
+        summ.append({"group": " / ".join(s.key), "count": s.count, "skipped": s.skipped,
+                     "mdape_pct": s.mdape_pct, "bias_pct": s.bias_pct,
+                     "within_20_pct": s.within_20_pct})
+    import dataclasses
+
+    tgt_rows = [dataclasses.replace(r.case, metric=target_group(r.case) or "") for r in rows]
+    tgt = []
+    for r, c in zip(rows, tgt_rows):
+        if c.metric:
+            tgt.append(dataclasses.replace(r, case=c))
+    targets = []
+    for s in summarise(tgt, ["metric"]):
+        goal = TARGETS.get(s.key[0])
+        targets.append({"group": s.key[0], "count": s.count, "skipped": s.skipped,
+                        "mdape_pct": s.mdape_pct, "bias_pct": s.bias_pct,
+                        "within_20_pct": s.within_20_pct, "target_mdape_pct": goal,
+                        "meets": bool(s.count and s.mdape_pct <= (goal or 0))})
+    text = render(summ, SUMMARY_COLUMNS, form, title=f"error by {', '.join(keys)}")
+    text += "\n" + render(targets, list(SUMMARY_COLUMNS) + ["target_mdape_pct", "meets"], form,
+                          title="accuracy targets")
+    write_output(text, output)
+
+
+@app.command()
+def calibrate(
+    files: Annotated[Optional[List[Path]], typer.Argument(
+        help="Measurement files to fit; default: the shipped ones.")] = None,
+    out: Annotated[Path, typer.Option("--output", "-o", help="Profile YAML to write.")]
+    = Path("profile.yaml"),
+    engine: Annotated[Optional[str], typer.Option("--engine", help="Fit only cases of this "
+                                                  "engine family.")] = None,
+    per_gpu: Annotated[bool, typer.Option("--per-gpu/--global", help="Fit GPU-level figures "
+                                          "per GPU (default) or once for all.")] = True,
+    holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.9, help="Share of "
+                                           "cases held out to report out-of-sample error.")]
+    = 0.5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the hold-out split.")] = 0,
+    catalog: CatalogOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit the named efficiency figures to measured cases (least squares on log error,
+    physical bounds) and write a profile usable with --profile.
+
+    Example: infercap calibrate my-runs.yaml --engine vllm -o vllm-mine.yaml
+    """
+    from infercap.calibrate import calibrate as fit, profile_yaml
+    from infercap.catalog import load_catalog
+    from infercap.measurements import load_cases, shipped_files
+    from infercap.render import write_output
+
+    paths = list(files or shipped_files())
+    cs = load_cases(paths)
+    cat = load_catalog(catalog or [])
+    report = fit(cs, cat, engine=engine, per_gpu=per_gpu, holdout=holdout, seed=seed,
+                 progress=None if quiet else _err)
+    write_output(profile_yaml(report), out)
+    if not quiet:
+        for line in report.lines():
+            _err(line)
+
+
+def main() -> None:
+    """Entry point: run the app; turn infercap errors into one line and exit code 2."""
+    from infercap.errors import InfercapError
+
+    try:
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and not isinstance(rc, bool):
+            sys.exit(rc)
+    except InfercapError as exc:
+        _err(f"infercap: error: {exc}")
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _err("infercap: aborted")
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        _err("infercap: interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(EXIT_ERROR)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""One exception tree for every user-facing error.
+
+Each error carries the file, the entry and the key it is about, so the CLI can print one line
+that names them (``FILE: entry 'ID': key 'KEY': expected ..., got ...``) and exit with code 2.
+"""
+
+from __future__ import annotations
+
+
+class InfercapError(Exception):
+    """Base of every error infercap reports to a user (exit code 2)."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        entry: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.file = file
+        self.entry = entry
+        self.key = key
+        self.detail = message
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(str(self.file))
+        if self.entry:
+            parts.append(f"entry '{self.entry}'")
+        if self.key:
+            parts.append(f"key '{self.key}'")
+        parts.append(self.detail)
+        return ": ".join(parts)
+
+
+class CatalogError(InfercapError):
+    """A hardware or model catalog file is malformed."""
+
+
+class ProfileError(InfercapError):
+    """A calibration profile file is malformed."""
+
+
+class MeasurementError(InfercapError):
+    """A measurement file (the FORMAT.md format) is malformed."""
+
+
+class UsageError(InfercapError):
+    """A command-line option or argument is invalid (unknown id, impossible layout, ...)."""

@@ -1,0 +1,167 @@
+"""Measurement files (docs/measurement-format.md): YAML in, validated frozen cases out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from infercap._schema import Field, Schema, validate
+from infercap.errors import MeasurementError
+
+SCENARIOS = ("offline", "rate", "concurrency", "batch", "prefill", "decode_step")
+METRICS = (
+    "output_tokens_per_s",
+    "ttft_ms",
+    "tpot_ms",
+    "itl_ms",
+    "e2e_latency_s",
+    "prefill_ms",
+    "decode_step_ms",
+)
+STATS = ("mean", "p50", "p90", "p99")
+WEIGHTS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4", "nvfp4")
+
+# fields each scenario needs (FORMAT.md)
+NEEDS = {
+    "offline": ("input_tokens", "output_tokens"),
+    "rate": ("input_tokens", "output_tokens", "request_rate"),
+    "concurrency": ("input_tokens", "output_tokens", "concurrency"),
+    "batch": ("input_tokens", "output_tokens", "batch"),
+    "prefill": ("input_tokens", "batch"),
+    "decode_step": ("batch", "context_tokens"),
+}
+
+CASE_SCHEMA = Schema(
+    {
+        "id": Field("str", required=True),
+        "source": Field("str", required=True),
+        "model": Field("str", required=True),
+        "gpu": Field("str", required=True),
+        "gpus": Field("int", required=True, positive=True),
+        "tp": Field("int", required=True, positive=True),
+        "pp": Field("int", required=True, positive=True),
+        "ep": Field("int", positive=True),
+        "weights": Field("str", required=True, choices=WEIGHTS),
+        "activations": Field("str", choices=("bf16", "fp16", "fp8", "int8", "fp4", "mxfp4",
+                                              "nvfp4")),
+        "kv_cache": Field("str", choices=("bf16", "fp16", "fp8", "int8", "fp4", "nvfp4")),
+        "engine": Field("str"),
+        "scenario": Field("str", required=True, choices=SCENARIOS),
+        "input_tokens": Field("number", positive=True),
+        "output_tokens": Field("number", positive=True),
+        "request_rate": Field("number", positive=True),
+        "concurrency": Field("number", positive=True),
+        "batch": Field("number", positive=True),
+        "context_tokens": Field("number", positive=True),
+        "num_requests": Field("int", positive=True),
+        "metric": Field("str", required=True, choices=METRICS),
+        "stat": Field("str", choices=STATS),
+        "value": Field("number", required=True, positive=True),
+        "notes": Field("str"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    source: str
+    model: str
+    gpu: str
+    gpus: int
+    tp: int
+    pp: int
+    ep: int
+    weights: str
+    activations: str | None
+    kv_cache: str | None
+    engine: str | None
+    scenario: str
+    input_tokens: float | None
+    output_tokens: float | None
+    request_rate: float | None
+    concurrency: float | None
+    batch: float | None
+    context_tokens: float | None
+    num_requests: int | None
+    metric: str
+    stat: str
+    value: float
+    file: str
+
+
+def parse_cases(data: Any, file: str) -> list[Case]:
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+        raise MeasurementError("expected a mapping with a list under 'cases'", file=file,
+                               key="cases")
+    out: list[Case] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(data["cases"]):
+        cid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        entry = cid or f"case #{i + 1}"
+        validate(raw, CASE_SCHEMA, error=MeasurementError, file=file, entry=entry)
+        if cid in seen:
+            raise MeasurementError("duplicate case id", file=file, entry=entry, key="id")
+        seen.add(cid)  # type: ignore[arg-type]
+        for need in NEEDS[raw["scenario"]]:
+            if raw.get(need) is None:
+                raise MeasurementError(
+                    f"missing field for scenario {raw['scenario']} "
+                    f"(needs {', '.join(NEEDS[raw['scenario']])})",
+                    file=file,
+                    entry=entry,
+                    key=need,
+                )
+        if raw["tp"] * raw["pp"] > raw["gpus"]:
+            raise MeasurementError(
+                f"expected tp x pp <= gpus ({raw['gpus']}), got {raw['tp']} x {raw['pp']}",
+                file=file,
+                entry=entry,
+                key="gpus",
+            )
+        out.append(
+            Case(
+                id=raw["id"],
+                source=raw["source"],
+                model=raw["model"],
+                gpu=raw["gpu"],
+                gpus=raw["gpus"],
+                tp=raw["tp"],
+                pp=raw["pp"],
+                ep=raw.get("ep") or 1,
+                weights=raw["weights"],
+                activations=raw.get("activations"),
+                kv_cache=raw.get("kv_cache"),
+                engine=raw.get("engine"),
+                scenario=raw["scenario"],
+                input_tokens=raw.get("input_tokens"),
+                output_tokens=raw.get("output_tokens"),
+                request_rate=raw.get("request_rate"),
+                concurrency=raw.get("concurrency"),
+                batch=raw.get("batch"),
+                context_tokens=raw.get("context_tokens"),
+                num_requests=raw.get("num_requests"),
+                metric=raw["metric"],
+                stat=raw.get("stat") or "mean",
+                value=float(raw["value"]),
+                file=file,
+            )
+        )
+    return out
+
+
+def load_cases(paths: Iterable[str | Path]) -> list[Case]:
+    from infercap.yamlio import load_yaml
+
+    cases: list[Case] = []
+    for p in paths:
+        path = Path(p)
+        cases += parse_cases(load_yaml(path, MeasurementError), str(path))
+    return cases
+
+
+def shipped_files() -> list[Path]:
+    """Measurement files shipped with infercap (copied from ../shared/benchmarks)."""
+    root = Path(__file__).resolve().parent / "benchmarks"
+    return sorted(root.glob("*.yaml"))

@@ -1,0 +1,238 @@
+"""Efficiency figures: the few named, calibrated numbers the performance model uses.
+
+Every figure has a unit in its name or is a dimensionless fraction/count, a meaning, and lives
+in a YAML profile (``infercap/profiles/*.yaml``) or a hardware catalog entry's ``efficiency``
+block — never in code. For one GPU the value is resolved, later winning:
+
+1. ``profiles/default.yaml`` ``figures`` (derived from measured GEMM/copy kernels),
+2. the chosen engine profile's ``figures``,
+3. the GPU's catalog ``efficiency`` block (measured on that GPU),
+4. the chosen profile's ``gpus: {<gpu id>: {...}}`` block (calibrated on that GPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from infercap._schema import Field, Schema, validate
+from infercap.errors import ProfileError, UsageError
+
+# name -> (kind, meaning). kind: fraction (0,1], positive, nonneg, count (>= 1).
+FIGURES: dict[str, tuple[str, str]] = {
+    "gemm_peak_fraction_16bit": (
+        "fraction",
+        "achieved share of the dense 16-bit tensor peak in large GEMMs",
+    ),
+    "gemm_peak_fraction_8bit": ("fraction", "achieved share of the dense fp8/int8 peak"),
+    "gemm_peak_fraction_4bit": ("fraction", "achieved share of the dense fp4 peak"),
+    "gemm_half_tokens": (
+        "nonneg",
+        "GEMM rows (tokens) at which compute efficiency reaches half its peak share",
+    ),
+    "memory_bandwidth_fraction": (
+        "fraction",
+        "achieved share of peak memory bandwidth when streaming weights and KV cache",
+    ),
+    "attention_peak_fraction": (
+        "fraction",
+        "achieved share of the dense 16-bit peak in prefill (flash) attention",
+    ),
+    "scale_up_bandwidth_fraction": (
+        "fraction",
+        "achieved share of scale-up link bandwidth in collectives (NVLink/xGMI)",
+    ),
+    "scale_out_bandwidth_fraction": (
+        "fraction",
+        "achieved share of scale-out network bandwidth in collectives",
+    ),
+    "collective_latency_us": ("nonneg", "fixed latency of one collective (all-reduce, all-to-all)"),
+    "layer_overhead_us": (
+        "nonneg",
+        "GPU time per layer per forward outside GEMMs/attention (norms, small kernels, launches)",
+    ),
+    "prefill_host_overhead_us_per_layer": (
+        "nonneg",
+        "CPU dispatch time per layer of an eager (not graph-captured) prefill forward",
+    ),
+    "decode_host_overhead_us_per_layer": (
+        "nonneg",
+        "CPU dispatch time per layer of a decode step (0 when decode runs in CUDA graphs)",
+    ),
+    "activation_io_passes": (
+        "nonneg",
+        "read/write passes over each token's layer activations outside GEMMs (unfused ops)",
+    ),
+    "decode_attention_saturation_blocks": (
+        "count",
+        "(sequence x KV head) work blocks decode attention needs to reach full bandwidth "
+        "(1 for split-KV / flash-decoding kernels)",
+    ),
+    "step_overhead_ms": (
+        "nonneg",
+        "scheduler time per engine iteration not overlapped with the GPU (batching, sampling)",
+    ),
+    "max_batch_size": ("count", "engine cap on concurrently running sequences"),
+    "max_num_tokens": ("count", "engine cap on tokens in one forward (chunked-prefill budget)"),
+    "gpu_memory_utilization": (
+        "fraction",
+        "share of GPU memory the engine may use for weights, activations and KV cache",
+    ),
+    "runtime_reserved_gib": (
+        "nonneg",
+        "memory outside the engine's budget per GPU: CUDA context, library workspaces",
+    ),
+    "moe_load_imbalance": (
+        "count",
+        "ratio of the busiest expert-parallel rank's tokens to the mean (>= 1)",
+    ),
+}
+
+GPU_LEVEL = (
+    "gemm_peak_fraction_16bit",
+    "gemm_peak_fraction_8bit",
+    "gemm_peak_fraction_4bit",
+    "gemm_half_tokens",
+    "memory_bandwidth_fraction",
+    "attention_peak_fraction",
+    "scale_up_bandwidth_fraction",
+    "scale_out_bandwidth_fraction",
+    "collective_latency_us",
+)
+
+
+def _figure_field(name: str) -> Field:
+    kind = FIGURES[name][0]
+    if kind == "fraction":
+        return Field("number", positive=True, maximum=1.0)
+    if kind == "count":
+        return Field("number", minimum=1.0)
+    return Field("number", minimum=0.0)
+
+
+FIGURES_SCHEMA = Schema({name: _figure_field(name) for name in FIGURES})
+PROFILE_SCHEMA = Schema(
+    {
+        "id": Field("str", required=True),
+        "description": Field("str", required=True),
+        "engine": Field("str"),
+        "figures": Field("map", schema=FIGURES_SCHEMA),
+        "gpus": Field("any"),
+        "sources": Field("strmap"),
+        "fit": Field("any"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of efficiency figures (engine-wide, and per GPU)."""
+
+    id: str
+    description: str
+    figures: Mapping[str, float]
+    gpus: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+    path: str = ""
+
+
+def profiles_dir() -> Path:
+    return Path(__file__).resolve().parent / "profiles"
+
+
+def parse_profile(data: Any, file: str) -> Profile:
+    entry = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+    validate(data, PROFILE_SCHEMA, error=ProfileError, file=file, entry=entry)
+    gpus_raw = data.get("gpus") or {}
+    if not isinstance(gpus_raw, dict):
+        raise ProfileError("expected a mapping of GPU id to figures", file=file, entry=entry,
+                           key="gpus")
+    gpus: dict[str, dict[str, float]] = {}
+    for gid, figs in gpus_raw.items():
+        validate(figs, FIGURES_SCHEMA, error=ProfileError, file=file, entry=entry,
+                 prefix=f"gpus.{gid}.")
+        gpus[str(gid)] = {k: float(v) for k, v in figs.items()}
+    return Profile(
+        id=data["id"],
+        description=data["description"],
+        figures={k: float(v) for k, v in (data.get("figures") or {}).items()},
+        gpus=gpus,
+        sources=dict(data.get("sources") or {}),
+        path=file,
+    )
+
+
+def load_profile_file(path: str | Path) -> Profile:
+    from infercap.yamlio import load_yaml
+
+    p = Path(path)
+    return parse_profile(load_yaml(p, ProfileError), str(p))
+
+
+def builtin_profile_ids() -> list[str]:
+    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A shipped profile by id (``default``, ``trtllm``, ``vllm``, ...) or a YAML file path."""
+    builtin = profiles_dir() / f"{name_or_path}.yaml"
+    if builtin.is_file():
+        return load_profile_file(builtin)
+    path = Path(name_or_path)
+    if path.is_file():
+        return load_profile_file(path)
+    raise UsageError(
+        f"expected a profile id ({', '.join(builtin_profile_ids())}) or a profile file, "
+        f"got {name_or_path!r}",
+        key="--profile",
+    )
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """Resolves figures for (GPU, engine) from the default profile, an engine profile, the
+    hardware catalog and an optional user profile (see the module docstring)."""
+
+    default: Profile
+    engine: Profile | None = None
+    user: Profile | None = None
+
+    def figures(self, gpu: Any, engine: Profile | None = None) -> dict[str, float]:
+        eng = engine if engine is not None else self.engine
+        out = dict(self.default.figures)
+        for layer in (eng, self.user):
+            if layer is not None:
+                out.update(layer.figures)
+        out.update(getattr(gpu, "efficiency", {}) or {})
+        for layer in (self.default, eng, self.user):
+            if layer is not None and gpu.id in layer.gpus:
+                out.update(layer.gpus[gpu.id])
+        missing = [k for k in FIGURES if k not in out]
+        if missing:
+            raise ProfileError(
+                f"missing figures {', '.join(missing)}", file=self.default.path, entry="default"
+            )
+        return out
+
+    def source_of(self, gpu: Any, name: str, engine: Profile | None = None) -> str:
+        """Which file gave a figure its value for ``gpu`` (for `explain`)."""
+        eng = engine if engine is not None else self.engine
+        where = self.default.path
+        for layer in (eng, self.user):
+            if layer is not None and name in layer.figures:
+                where = layer.path
+        if name in (getattr(gpu, "efficiency", {}) or {}):
+            where = gpu.path
+        for layer in (self.default, eng, self.user):
+            if layer is not None and name in layer.gpus.get(gpu.id, {}):
+                where = f"{layer.path} (gpus.{gpu.id})"
+        return where
+
+
+def engine_profile_for(engine: str | None) -> Profile | None:
+    """The shipped profile of an engine family (trtllm, vllm, sglang, pytorch), if any."""
+    if not engine:
+        return None
+    path = profiles_dir() / f"{engine}.yaml"
+    return load_profile_file(path) if path.is_file() else None

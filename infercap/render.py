@@ -1,0 +1,141 @@
+"""Presentation: rows of plain values to CSV, JSON or a rich table. The only module that
+imports rich (the CLI imports it lazily through here)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Any, Sequence
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _plain(v: Any) -> Any:
+    """A JSON/CSV-safe plain value; non-finite floats become None (never 'inf' or 'nan')."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    return v
+
+
+def _csv_cell(v: Any) -> str:
+    v = _plain(v)
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_csv_cell(r.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def to_json(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    out = []
+    for r in rows:
+        keys = columns if columns is not None else list(r)
+        out.append({k: _plain(r.get(k)) for k in keys})
+    return json.dumps(out, indent=2, allow_nan=False) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    v = _plain(v)
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "*" if v else ""
+    if isinstance(v, float):
+        a = abs(v)
+        if a == 0:
+            return "0"
+        if a >= 1000:
+            return f"{v:,.0f}"
+        if a >= 100:
+            return f"{v:.0f}"
+        if a >= 10:
+            return f"{v:.1f}"
+        if a >= 0.1:
+            return f"{v:.2f}"
+        return f"{v:.3g}"
+    return str(v)
+
+
+def to_table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    headers: dict[str, str] | None = None,
+    title: str | None = None,
+    width: int | None = None,
+) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title, header_style="bold", box=None, pad_edge=False)
+    for c in columns:
+        t.add_column((headers or {}).get(c, c), justify="left" if c in _TEXT else "right")
+    for r in rows:
+        t.add_row(*(_fmt(r.get(c)) for c in columns))
+    buf = io.StringIO()
+    Console(file=buf, width=width or 200, force_terminal=False, color_system=None).print(t)
+    return buf.getvalue()
+
+
+_TEXT = {"model", "gpu", "precision", "compute_dtype", "decode_bound", "id", "metric",
+         "scenario", "engine", "skipped", "group", "name", "vendor", "figure", "source", "key",
+         "value_text"}
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Write to stdout, or atomically to ``output`` (temp file in the same folder, then
+    rename), so a failed run never leaves a partial file."""
+    import sys
+
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    folder = output.resolve().parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, output)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def render(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    fmt: Format,
+    *,
+    table_columns: Sequence[str] | None = None,
+    headers: dict[str, str] | None = None,
+    title: str | None = None,
+) -> str:
+    if fmt is Format.csv:
+        return to_csv(rows, columns)
+    if fmt is Format.json:
+        return to_json(rows, columns)
+    return to_table(rows, table_columns or columns, headers, title)

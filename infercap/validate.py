@@ -1,0 +1,357 @@
+"""Predict measured cases with the planner's own model, and score the error.
+
+``prepare()`` turns cases into per-model groups of arrays once (skipping, with a reason, what
+cannot be predicted); ``predict()`` evaluates every group vectorised, optionally with figures
+overridden (``calibrate`` calls it inside its optimiser). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from infercap.arch import Arch, arch_of
+from infercap.catalog import Catalog
+from infercap.measurements import Case
+from infercap.perf import Bytes, Figs, Layout, Rates, kv_budget_per_gpu, kv_bytes_per_sequence
+from infercap.perf import pipeline_decode, pipeline_prefill
+from infercap.precision import parse_precision
+from infercap.profile import FIGURES, Profile, Resolver, engine_profile_for
+from infercap.serving import offline_batch, open_loop, static_batch, steady_state
+from infercap.errors import UsageError
+
+ENGINE_FAMILIES = ("trtllm", "vllm", "sglang", "pytorch")
+
+
+@dataclass
+class Group:
+    """Cases of one model, as arrays."""
+
+    arch: Arch
+    index: np.ndarray  # positions in the prepared case list
+    rates: Rates
+    byt: Bytes
+    lay: Layout
+    figs: dict[str, np.ndarray]
+    replicas: np.ndarray
+    scenario: np.ndarray
+    metric: np.ndarray
+    isl: np.ndarray
+    osl: np.ndarray
+    rate: np.ndarray
+    conc: np.ndarray
+    batch: np.ndarray
+    ctx: np.ndarray
+    gpu_ids: np.ndarray
+    engines: np.ndarray
+
+
+@dataclass
+class Prepared:
+    cases: list[Case]
+    skipped: dict[int, str]  # position -> reason
+    groups: list[Group] = field(default_factory=list)
+
+
+def _arr(values: Sequence[float | None], fill: float = 1.0) -> np.ndarray:
+    return np.array([fill if v is None else float(v) for v in values], dtype=float)
+
+
+def engine_family(engine: str | None) -> str | None:
+    if not engine:
+        return None
+    e = engine.lower()
+    for fam in ENGINE_FAMILIES:
+        if e.startswith(fam):
+            return fam
+    return None
+
+
+def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
+            engine_override: Profile | None = None) -> Prepared:
+    """Group cases by model and build their arrays; record why any case is skipped."""
+    from infercap.inputs import gather, tabulate
+
+    prep = Prepared(list(cases), {})
+    engines: dict[str | None, Profile | None] = {}
+    by_model: dict[str, list[int]] = {}
+    for i, c in enumerate(cases):
+        if c.model not in catalog.models:
+            prep.skipped[i] = f"unknown model id {c.model!r}"
+            continue
+        if c.gpu not in catalog.gpus:
+            prep.skipped[i] = f"unknown GPU id {c.gpu!r}"
+            continue
+        if c.stat in ("p90", "p99") and c.scenario in ("offline", "rate", "concurrency"):
+            prep.skipped[i] = f"{c.stat} under load needs a latency distribution (not modelled)"
+            continue
+        if c.scenario == "offline" and c.metric in ("ttft_ms", "e2e_latency_s") \
+                and not c.num_requests:
+            prep.skipped[i] = ("offline TTFT/latency depends on the number of queued requests; "
+                               "the case has no num_requests")
+            continue
+        if c.gpus % (c.tp * c.pp):
+            prep.skipped[i] = f"gpus={c.gpus} is not a multiple of tp x pp"
+            continue
+        by_model.setdefault(c.model, []).append(i)
+
+    for model_id, idx in by_model.items():
+        model = catalog.models[model_id]
+        a = arch_of(model)
+        keep: list[int] = []
+        for i in idx:
+            c = cases[i]
+            why = None
+            if a.heads % c.tp:
+                why = f"{a.heads} attention heads do not divide over tp={c.tp}"
+            elif a.kv_split_over_tp and a.kv_heads % c.tp and c.tp % a.kv_heads:
+                why = f"{a.kv_heads} KV heads do not divide over tp={c.tp}"
+            elif c.ep > 1 and a.num_experts and (a.num_experts % c.ep or c.tp % c.ep):
+                why = f"ep={c.ep} must divide the experts and tp={c.tp}"
+            if why:
+                prep.skipped[i] = why
+            else:
+                keep.append(i)
+        if not keep:
+            continue
+        gpus = sorted({cases[i].gpu for i in keep})
+        precs = []
+        for i in keep:
+            c = cases[i]
+            try:
+                p = parse_precision(c.weights, c.activations, c.kv_cache)
+            except UsageError as exc:
+                prep.skipped[i] = exc.detail
+                continue
+            if p not in precs:
+                precs.append(p)
+        keep = [i for i in keep if i not in prep.skipped]
+        if not keep:
+            continue
+        gobj = [catalog.gpus[g] for g in gpus]
+        t = tabulate(gobj, precs, resolver, None, allow_weight_only_fp4=False)
+        gi = np.array([gpus.index(cases[i].gpu) for i in keep])
+        qi = np.array([
+            precs.index(parse_precision(cases[i].weights, cases[i].activations,
+                                        cases[i].kv_cache)) for i in keep
+        ])
+        runnable = t.runnable[gi, qi]
+        for k, i in enumerate(keep):
+            if not runnable[k]:
+                prep.skipped[i] = str(t.reason[gi[k], qi[k]])
+        sel = np.flatnonzero(runnable)
+        if len(sel) == 0:
+            continue
+        keep = [keep[k] for k in sel]
+        gi, qi = gi[sel], qi[sel]
+        rates, _, byt = gather(t, gi, qi)
+        # figures per case: the GPU's, the case's engine profile, the user's profile
+        figs = {name: np.zeros(len(keep)) for name in FIGURES}
+        for k, i in enumerate(keep):
+            fam = engine_family(cases[i].engine)
+            if fam not in engines:
+                engines[fam] = engine_profile_for(fam)
+            eng = engine_override or engines[fam]
+            vals = resolver.figures(catalog.gpus[cases[i].gpu], eng)
+            for name in FIGURES:
+                figs[name][k] = vals[name]
+        cs = [cases[i] for i in keep]
+        lay = Layout(_arr([c.tp for c in cs]), _arr([c.pp for c in cs]), _arr([c.ep for c in cs]))
+        g = Group(
+            arch=a,
+            index=np.array(keep),
+            rates=rates,
+            byt=byt,
+            lay=lay,
+            figs=figs,
+            replicas=_arr([c.gpus // (c.tp * c.pp) for c in cs]),
+            scenario=np.array([c.scenario for c in cs], dtype=object),
+            metric=np.array([c.metric for c in cs], dtype=object),
+            isl=_arr([c.input_tokens for c in cs]),
+            osl=_arr([c.output_tokens for c in cs]),
+            rate=_arr([c.request_rate for c in cs]),
+            conc=_arr([c.concurrency for c in cs]),
+            batch=_arr([c.batch for c in cs]),
+            ctx=_arr([c.context_tokens for c in cs]),
+            gpu_ids=np.array([c.gpu for c in cs], dtype=object),
+            engines=np.array([engine_family(c.engine) or "default" for c in cs], dtype=object),
+        )
+        # memory: a layout whose weights (or one sequence's KV cache) do not fit is skipped
+        f = Figs(g.figs)
+        need = np.where(np.isin(g.scenario, ["decode_step"]), g.ctx, g.isl + g.osl)
+        need = np.where(g.scenario == "prefill", g.isl, need)
+        seqs = np.where(np.isin(g.scenario, ["batch", "prefill", "decode_step"]), g.batch, 1.0)
+        seqs = np.where(g.scenario == "concurrency", g.conc / g.replicas, seqs)
+        budget = kv_budget_per_gpu(a, lay, byt, f, rates)
+        fits = budget >= seqs * kv_bytes_per_sequence(a, lay, byt, need)
+        for k in np.flatnonzero(~fits):
+            prep.skipped[keep[k]] = (
+                f"does not fit: {budget[k] / 2**30:.1f} GiB left for KV cache per GPU after "
+                f"weights (tp={cs[k].tp}, pp={cs[k].pp}, {cs[k].weights})"
+            )
+        if not fits.all():
+            sel = np.flatnonzero(fits)
+            g = _subset(g, sel)
+        if len(g.index):
+            prep.groups.append(g)
+    return prep
+
+
+def _subset(g: Group, sel: np.ndarray) -> Group:
+    def s(x: np.ndarray) -> np.ndarray:
+        return x[sel]
+
+    return Group(
+        arch=g.arch,
+        index=g.index[sel],
+        rates=Rates(*(s(getattr(g.rates, k)) for k in Rates.__dataclass_fields__)),
+        byt=Bytes(s(g.byt.weights), s(g.byt.experts), s(g.byt.kv)),
+        lay=Layout(s(g.lay.tp), s(g.lay.pp), s(g.lay.ep)),
+        figs={k: s(v) for k, v in g.figs.items()},
+        replicas=s(g.replicas),
+        scenario=s(g.scenario),
+        metric=s(g.metric),
+        isl=s(g.isl),
+        osl=s(g.osl),
+        rate=s(g.rate),
+        conc=s(g.conc),
+        batch=s(g.batch),
+        ctx=s(g.ctx),
+        gpu_ids=s(g.gpu_ids),
+        engines=s(g.engines),
+    )
+
+
+FigureOverride = Callable[[Group], Mapping[str, np.ndarray]]
+
+
+def predict_group(g: Group, figs: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """Predicted value of each case's metric, in the metric's unit."""
+    f = Figs(dict(figs) if figs is not None else g.figs)
+    a, lay, b, r = g.arch, g.lay, g.byt, g.rates
+    out = np.full(len(g.index), np.nan)
+    sc, me = g.scenario, g.metric
+
+    def put(mask: np.ndarray, values: np.ndarray) -> None:
+        out[mask] = np.broadcast_to(values, out.shape)[mask]
+
+    m = sc == "prefill"
+    if m.any():
+        t, _ = pipeline_prefill(a, lay, b, f, r, g.batch, g.isl)
+        put(m & (me == "prefill_ms"), t * 1e3)
+        put(m & (me == "ttft_ms"), t * 1e3)
+    m = sc == "decode_step"
+    if m.any():
+        t, _ = pipeline_decode(a, lay, b, f, r, g.batch, g.ctx)
+        t = t / lay.pp  # one iteration of the engine (every stage busy with a micro-batch)
+        put(m & np.isin(me, ["decode_step_ms", "tpot_ms", "itl_ms"]), t * 1e3)
+    m = sc == "batch"
+    if m.any():
+        s = static_batch(a, lay, b, f, r, g.batch, g.isl, g.osl)
+        _serving_metrics(put, m, me, s, g.replicas)
+    m = sc == "concurrency"
+    if m.any():
+        s = steady_state(a, lay, b, f, r, np.maximum(g.conc / g.replicas, 1.0), g.isl, g.osl)
+        _serving_metrics(put, m, me, s, g.replicas)
+    m = sc == "offline"
+    if m.any():
+        batch = np.maximum(offline_batch(a, lay, b, f, r, g.isl, g.osl), 1.0)
+        s = steady_state(a, lay, b, f, r, batch, g.isl, g.osl)
+        _serving_metrics(put, m, me, s, g.replicas)
+    m = sc == "rate"
+    if m.any():
+        s, _ = open_loop(a, lay, b, f, r, g.rate / g.replicas, g.isl, g.osl)
+        _serving_metrics(put, m, me, s, g.replicas)
+    return out
+
+
+def _serving_metrics(put, m, me, s, replicas) -> None:  # type: ignore[no-untyped-def]
+    put(m & (me == "output_tokens_per_s"), s.output_tokens_per_s * replicas)
+    put(m & (me == "ttft_ms"), s.ttft * 1e3)
+    put(m & np.isin(me, ["tpot_ms", "itl_ms"]), s.tpot * 1e3)
+    put(m & (me == "e2e_latency_s"), s.e2e)
+    put(m & (me == "decode_step_ms"), s.tpot * 1e3)
+    put(m & (me == "prefill_ms"), s.ttft * 1e3)
+
+
+def predict(prep: Prepared, override: FigureOverride | None = None) -> np.ndarray:
+    """Predictions for all prepared cases (NaN where skipped)."""
+    out = np.full(len(prep.cases), np.nan)
+    for g in prep.groups:
+        figs = override(g) if override else None
+        out[g.index] = predict_group(g, figs)
+    return out
+
+
+@dataclass(frozen=True)
+class Row:
+    case: Case
+    predicted: float | None
+    error_pct: float | None
+    skipped: str | None
+
+
+def score(prep: Prepared, predicted: np.ndarray) -> list[Row]:
+    rows = []
+    for i, c in enumerate(prep.cases):
+        if i in prep.skipped:
+            rows.append(Row(c, None, None, prep.skipped[i]))
+            continue
+        p = float(predicted[i])
+        if not np.isfinite(p) or p <= 0:
+            rows.append(Row(c, None, None, "the model gives no finite prediction"))
+            continue
+        rows.append(Row(c, p, (p - c.value) / c.value * 100.0, None))
+    return rows
+
+
+@dataclass(frozen=True)
+class Summary:
+    key: tuple[str, ...]
+    count: int
+    skipped: int
+    mdape_pct: float
+    bias_pct: float
+    within_20_pct: float
+
+
+def summarise(rows: Sequence[Row], by: Sequence[str]) -> list[Summary]:
+    """Median absolute % error, mean signed % error and share within +-20% per group."""
+    groups: dict[tuple[str, ...], list[Row]] = {}
+    for r in rows:
+        key = tuple(str(getattr(r.case, k) or "-") for k in by)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key in sorted(groups):
+        rs = groups[key]
+        errs = np.array([r.error_pct for r in rs if r.error_pct is not None])
+        skipped = sum(1 for r in rs if r.skipped)
+        if len(errs):
+            out.append(Summary(key, len(errs), skipped, float(np.median(np.abs(errs))),
+                               float(np.mean(errs)), float(np.mean(np.abs(errs) <= 20) * 100)))
+        else:
+            out.append(Summary(key, 0, skipped, float("nan"), float("nan"), float("nan")))
+    return out
+
+
+def target_group(c: Case) -> str | None:
+    """The accuracy-target group a case belongs to (issue targets), or None."""
+    if c.metric == "decode_step_ms":
+        return "decode_step_ms"
+    if c.metric == "prefill_ms" and (c.input_tokens or 0) * 1 >= 2048:
+        return "prefill_ms (>= 2048 tokens)"
+    if c.scenario == "offline" and c.metric == "output_tokens_per_s":
+        return "offline output_tokens_per_s"
+    if c.metric in ("ttft_ms", "tpot_ms", "itl_ms"):
+        return "ttft/tpot/itl"
+    return None
+
+
+TARGETS = {
+    "decode_step_ms": 10.0,
+    "prefill_ms (>= 2048 tokens)": 10.0,
+    "offline output_tokens_per_s": 15.0,
+    "ttft/tpot/itl": 20.0,
+}
