@@ -184,8 +184,9 @@ def plan(
                                            "tokens), throughput (per GPU), latency (e2e).")]
     = "cost",
     top: Annotated[int, typer.Option("--top", "-t", min=0, help="Rows to print; 0 = all.")] = 15,
-    per_gpu: Annotated[bool, typer.Option("--per-gpu", help="Keep the best row per GPU.")]
-    = False,
+    per_gpu: Annotated[bool, typer.Option("--per-gpu/--all-rows", help="Keep the best row per "
+                                          "GPU (default), or every configuration.")]
+    = True,
     engine: Annotated[Optional[str], typer.Option("--engine", help="Engine profile: trtllm, "
                                                   "vllm, sglang, pytorch (default: default).")]
     = None,
@@ -238,7 +239,7 @@ def plan(
     if not quiet:
         _err(f"infercap: {mdl.id}, {input_tokens} in / {output_tokens} out: "
              f"{r.evaluated:,} configurations evaluated, {fitting:,} fit memory, "
-             f"{len(r):,} shown meeting SLOs (ttft <= {max_tpot_ms and max_ttft_ms or '-'} ms, "
+             f"{len(r):,} shown meeting SLOs (ttft <= {max_ttft_ms or '-'} ms, "
              f"tpot <= {max_tpot_ms or '-'} ms)")
     if len(r) == 0:
         _err("infercap: no configuration meets the constraints "

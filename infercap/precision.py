@@ -59,9 +59,12 @@ class Precision:
     weights: str
     activations: str
     kv_cache: str
+    label: str = ""  # preset name, when built from one
 
     @property
     def name(self) -> str:
+        if self.label:
+            return self.label
         if self.weights == self.activations == self.kv_cache:
             return self.weights
         return f"w{self.weights}-a{self.activations}-kv{self.kv_cache}"
@@ -77,13 +80,13 @@ class Precision:
 
 # Presets offered by `infercap plan --precision`: weights/activations/KV.
 PRESETS = {
-    "bf16": Precision("bf16", "bf16", "bf16"),
-    "fp16": Precision("fp16", "fp16", "fp16"),
-    "fp8": Precision("fp8", "fp8", "fp8"),
-    "int8": Precision("int8", "int8", "fp8"),
-    "int4": Precision("int4", "bf16", "bf16"),
-    "fp4": Precision("fp4", "fp4", "fp8"),
-    "mxfp4": Precision("mxfp4", "bf16", "bf16"),
+    "bf16": Precision("bf16", "bf16", "bf16", "bf16"),
+    "fp16": Precision("fp16", "fp16", "fp16", "fp16"),
+    "fp8": Precision("fp8", "fp8", "fp8", "fp8"),  # W8A8 fp8, fp8 KV cache
+    "int8": Precision("int8", "int8", "fp8", "int8"),  # W8A8 int8 (SmoothQuant), fp8 KV
+    "int4": Precision("int4", "bf16", "bf16", "int4"),  # W4A16 (AWQ/GPTQ), 16-bit KV
+    "fp4": Precision("fp4", "fp4", "fp8", "fp4"),  # W4A4 NVFP4, fp8 KV (ModelOpt)
+    "mxfp4": Precision("mxfp4", "bf16", "bf16", "mxfp4"),  # MXFP4 experts, 16-bit rest
 }
 
 

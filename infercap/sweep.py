@@ -95,6 +95,7 @@ COLUMNS = (
     "output_tokens_per_s_per_gpu",
     "tokens_per_s_per_user",
     "usd_per_hour",
+    "price_type",
     "usd_per_m_output_tokens",
     "usd_per_m_input_tokens",
     "usd_per_m_blended_tokens",
@@ -238,6 +239,7 @@ def _assemble(model, a: Arch, t, gi, qi, lay, byt, figs, rates, batch, fit, s, i
         "output_tokens_per_s_per_gpu": tok_s / gpus_used,
         "tokens_per_s_per_user": 1.0 / s.tpot,
         "usd_per_hour": usd_h,
+        "price_type": np.array([g.price.type for g in t.gpus], dtype=object)[gi],
         "usd_per_m_output_tokens": usd_h / (tok_s * 3600.0) * 1e6,
         "usd_per_m_input_tokens": usd_h * s.prefill_share / (in_tok_s * 3600.0) * 1e6,
         "usd_per_m_blended_tokens": usd_h / ((tok_s + in_tok_s) * 3600.0) * 1e6,
@@ -313,9 +315,10 @@ def rank(r: Result, objective: str, top: int | None, per_gpu: bool = False) -> R
 
 
 def concat(results: Sequence[Result]) -> Result:
-    results = [r for r in results if len(r)]
-    if not results:
-        return Result({}, 0)
-    cols = {k: np.concatenate([r.columns[k] for r in results]) for k in results[0].columns}
+    evaluated = sum(r.evaluated for r in results)
     notes = [n for r in results for n in r.notes]
-    return Result(cols, sum(r.evaluated for r in results), notes)
+    full = [r for r in results if len(r)]
+    if not full:
+        return Result({}, evaluated, notes)
+    cols = {k: np.concatenate([r.columns[k] for r in full]) for k in full[0].columns}
+    return Result(cols, evaluated, notes)
