@@ -518,6 +518,11 @@ def calibrate(
                                            "cases held out to report out-of-sample error.")]
     = 0.5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the hold-out split.")] = 0,
+    base: Annotated[Optional[str], typer.Option("--base", help="Profile (id or file) the fit "
+                                                "starts from (default: the engine's shipped "
+                                                "profile).")] = None,
+    only: Annotated[Optional[List[str]], typer.Option("--figures", help="Fit only these "
+                                                      "figures (comma-separated).")] = None,
     catalog: CatalogOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -529,12 +534,14 @@ def calibrate(
     from infercap.calibrate import calibrate as fit, profile_yaml
     from infercap.catalog import load_catalog
     from infercap.measurements import load_cases, shipped_files
+    from infercap.profile import load_profile
     from infercap.render import write_output
 
     paths = list(files or shipped_files())
     cs = load_cases(paths)
     cat = load_catalog(catalog or [])
     report = fit(cs, cat, engine=engine, per_gpu=per_gpu, holdout=holdout, seed=seed,
+                 base=load_profile(base) if base else None, only=_split(only) or None,
                  progress=None if quiet else _err)
     write_output(profile_yaml(report), out)
     if not quiet:

@@ -32,7 +32,6 @@ import numpy as np
 from infercap.arch import Arch
 
 ACT_BYTES = 2.0  # activations between kernels and in collectives: 16-bit
-LOGIT_BYTES = 4.0  # fp32 logits
 Array = np.ndarray
 
 
@@ -220,20 +219,24 @@ def kv_bytes_per_sequence(a: Arch, lay: Layout, b: Bytes, context: Array) -> Arr
 
 
 def workspace_bytes_per_gpu(a: Arch, lay: Layout, f: Figs) -> Array:
-    """Activation workspace of a forward over ``max_num_tokens`` tokens: the residual stream,
-    q/k/v, the MLP intermediate and the fp32 logits of the largest batch."""
+    """Activation workspace of a forward over ``max_num_tokens`` tokens (buffers reused layer
+    to layer): the residual stream and its norm, q/k/v, the MLP intermediate (gate and up)."""
     tokens = f.max_num_tokens
     width = max(a.dense_width, a.experts_per_token * a.expert_width)
     per_token = (4 * a.hidden + (a.heads + 2 * a.kv_heads) * a.head_dim / lay.tp
                  + 2 * width / lay.tp) * ACT_BYTES
-    logits = f.max_batch_size * a.vocab / lay.tp * LOGIT_BYTES
-    return tokens * per_token + logits
+    return tokens * per_token
 
 
 def kv_budget_per_gpu(a: Arch, lay: Layout, b: Bytes, f: Figs, rates: Rates) -> Array:
-    """Bytes left for KV cache on the busiest GPU (negative: the weights do not fit)."""
+    """Bytes of KV cache on the busiest GPU (negative: the weights do not fit).
+
+    The engine may use ``gpu_memory_utilization`` of the memory; the CUDA context and library
+    workspaces (``runtime_reserved_gib``), the weights and the activation workspace come off
+    it, and ``kv_cache_free_memory_fraction`` of what is left becomes KV cache."""
     usable = rates.memory * f.gpu_memory_utilization - f.runtime_reserved_gib * 2**30
-    return usable - weight_bytes_per_gpu(a, lay, b) - workspace_bytes_per_gpu(a, lay, f)
+    free = usable - weight_bytes_per_gpu(a, lay, b) - workspace_bytes_per_gpu(a, lay, f)
+    return np.where(free > 0, free * f.kv_cache_free_memory_fraction, free)
 
 
 def max_sequences(a: Arch, lay: Layout, b: Bytes, f: Figs, rates: Rates, context: Array) -> Array:

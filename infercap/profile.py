@@ -77,7 +77,13 @@ FIGURES: dict[str, tuple[str, str]] = {
     "max_num_tokens": ("count", "engine cap on tokens in one forward (chunked-prefill budget)"),
     "gpu_memory_utilization": (
         "fraction",
-        "share of GPU memory the engine may use for weights, activations and KV cache",
+        "share of GPU memory the engine may use for weights, activations and KV cache "
+        "(vLLM gpu_memory_utilization, SGLang mem_fraction_static)",
+    ),
+    "kv_cache_free_memory_fraction": (
+        "fraction",
+        "share of the memory left after weights and activations that becomes KV cache "
+        "(TensorRT-LLM kv_cache_free_gpu_mem_fraction)",
     ),
     "runtime_reserved_gib": (
         "nonneg",
@@ -119,6 +125,7 @@ PROFILE_SCHEMA = Schema(
         "engine": Field("str"),
         "figures": Field("map", schema=FIGURES_SCHEMA),
         "gpus": Field("any"),
+        "kv_cache_default": Field("strmap"),
         "sources": Field("strmap"),
         "fit": Field("any"),
     }
@@ -135,6 +142,8 @@ class Profile:
     gpus: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
     path: str = ""
+    # KV-cache format the engine uses when a run does not say, by weight format
+    kv_cache_default: Mapping[str, str] = field(default_factory=dict)
 
 
 def profiles_dir() -> Path:
@@ -160,6 +169,7 @@ def parse_profile(data: Any, file: str) -> Profile:
         gpus=gpus,
         sources=dict(data.get("sources") or {}),
         path=file,
+        kv_cache_default=dict(data.get("kv_cache_default") or {}),
     )
 
 

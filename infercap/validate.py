@@ -118,13 +118,20 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
             continue
         gpus = sorted({cases[i].gpu for i in keep})
         precs = []
+        prec_of: dict[int, object] = {}
         for i in keep:
             c = cases[i]
+            fam = engine_family(c.engine)
+            if fam not in engines:
+                engines[fam] = engine_profile_for(fam)
+            eng = engine_override or engines[fam]
+            kv = c.kv_cache or (eng.kv_cache_default.get(c.weights) if eng else None)
             try:
-                p = parse_precision(c.weights, c.activations, c.kv_cache)
+                p = parse_precision(c.weights, c.activations, kv)
             except UsageError as exc:
                 prep.skipped[i] = exc.detail
                 continue
+            prec_of[i] = p
             if p not in precs:
                 precs.append(p)
         keep = [i for i in keep if i not in prep.skipped]
@@ -133,10 +140,7 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
         gobj = [catalog.gpus[g] for g in gpus]
         t = tabulate(gobj, precs, resolver, None, allow_weight_only_fp4=False)
         gi = np.array([gpus.index(cases[i].gpu) for i in keep])
-        qi = np.array([
-            precs.index(parse_precision(cases[i].weights, cases[i].activations,
-                                        cases[i].kv_cache)) for i in keep
-        ])
+        qi = np.array([precs.index(prec_of[i]) for i in keep])
         runnable = t.runnable[gi, qi]
         for k, i in enumerate(keep):
             if not runnable[k]:
@@ -150,10 +154,7 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
         # figures per case: the GPU's, the case's engine profile, the user's profile
         figs = {name: np.zeros(len(keep)) for name in FIGURES}
         for k, i in enumerate(keep):
-            fam = engine_family(cases[i].engine)
-            if fam not in engines:
-                engines[fam] = engine_profile_for(fam)
-            eng = engine_override or engines[fam]
+            eng = engine_override or engines[engine_family(cases[i].engine)]
             vals = resolver.figures(catalog.gpus[cases[i].gpu], eng)
             for name in FIGURES:
                 figs[name][k] = vals[name]
