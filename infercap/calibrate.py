@@ -39,6 +39,8 @@ PRIOR_CASES = 3.0  # weight of each figure's prior, in cases (see _fit_with)
 ENGINE_FIGURES: dict[str, tuple[float, float]] = {
     "layer_overhead_us": (0.0, 400.0),
     "step_overhead_ms": (0.0, 30.0),
+    "sequence_overhead_us": (0.0, 20.0),
+    "request_overhead_ms": (0.0, 50.0),
     "activation_io_passes": (0.0, 40.0),
     "collective_latency_us": (1.0, 200.0),
     "scale_up_bandwidth_fraction": (0.1, 1.0),
@@ -243,6 +245,7 @@ def calibrate(
     seed: int = 0,
     base: Profile | None = None,
     only: Sequence[str] | None = None,
+    scenarios: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Fit figures to ``cases`` (optionally only one engine family's); ``base`` is the profile
@@ -254,8 +257,11 @@ def calibrate(
         fams = {engine_family(engine)}
     from infercap.errors import UsageError
 
+    if scenarios:
+        cases = [c for c in cases if c.scenario in scenarios]
     if not cases:
-        raise UsageError(f"no cases of engine {engine!r} to calibrate on", key="--engine")
+        raise UsageError(f"no cases of engine {engine!r} and scenarios "
+                         f"{', '.join(scenarios or ['any'])} to calibrate on", key="--engine")
     fam = next(iter(fams)) if len(fams) == 1 else None
     if base is None and fam:
         base = engine_profile_for(fam)

@@ -497,7 +497,7 @@ def validate(
         targets.append({"group": s.key[0], "count": s.count, "skipped": s.skipped,
                         "mdape_pct": s.mdape_pct, "bias_pct": s.bias_pct,
                         "within_20_pct": s.within_20_pct, "target_mdape_pct": goal,
-                        "meets": bool(s.count and s.mdape_pct <= (goal or 0))})
+                        "meets": "yes" if s.count and s.mdape_pct <= (goal or 0) else "no"})
     text = render(summ, SUMMARY_COLUMNS, form, title=f"error by {', '.join(keys)}")
     text += "\n" + render(targets, list(SUMMARY_COLUMNS) + ["target_mdape_pct", "meets"], form,
                           title="accuracy targets")
@@ -523,6 +523,9 @@ def calibrate(
                                                 "profile).")] = None,
     only: Annotated[Optional[List[str]], typer.Option("--figures", help="Fit only these "
                                                       "figures (comma-separated).")] = None,
+    scenario: Annotated[Optional[List[str]], typer.Option("--scenario", help="Fit only cases of "
+                                                          "these scenarios (comma-separated).")]
+    = None,
     catalog: CatalogOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -542,6 +545,7 @@ def calibrate(
     cat = load_catalog(catalog or [])
     report = fit(cs, cat, engine=engine, per_gpu=per_gpu, holdout=holdout, seed=seed,
                  base=load_profile(base) if base else None, only=_split(only) or None,
+                 scenarios=_split(scenario) or None,
                  progress=None if quiet else _err)
     write_output(profile_yaml(report), out)
     if not quiet:

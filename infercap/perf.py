@@ -126,9 +126,12 @@ def link_bandwidth(f: Figs, rates: Rates, span: Array) -> Array:
 
 
 def allreduce_time(f: Figs, rates: Rates, n: Array, nbytes: Array) -> Array:
-    """Ring all-reduce of ``nbytes`` over ``n`` GPUs: each GPU sends 2(n-1)/n x bytes."""
+    """Ring all-reduce of ``nbytes`` over ``n`` GPUs (reduce-scatter then all-gather): 2(n-1)
+    steps, each paying one hop's latency, and each GPU sends 2(n-1)/n x bytes
+    (Patarasuk & Yuan 2009; NCCL's ring algorithm)."""
     bw = link_bandwidth(f, rates, n)
-    t = f.collective_latency_us * 1e-6 + 2.0 * (n - 1) / n * nbytes / bw
+    steps = 2.0 * (n - 1)
+    t = steps * f.collective_latency_us * 1e-6 + steps / n * nbytes / bw
     return np.where(n > 1, t, 0.0)
 
 

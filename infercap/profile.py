@@ -47,7 +47,10 @@ FIGURES: dict[str, tuple[str, str]] = {
         "fraction",
         "achieved share of scale-out network bandwidth in collectives",
     ),
-    "collective_latency_us": ("nonneg", "fixed latency of one collective (all-reduce, all-to-all)"),
+    "collective_latency_us": (
+        "nonneg",
+        "latency of one step of a ring collective (an all-reduce over n GPUs takes 2(n-1) steps)",
+    ),
     "layer_overhead_us": (
         "nonneg",
         "GPU time per layer per forward outside GEMMs/attention (norms, small kernels, launches)",
@@ -72,6 +75,16 @@ FIGURES: dict[str, tuple[str, str]] = {
     "step_overhead_ms": (
         "nonneg",
         "scheduler time per engine iteration not overlapped with the GPU (batching, sampling)",
+    ),
+    "sequence_overhead_us": (
+        "nonneg",
+        "host time per running sequence per engine iteration (bookkeeping, sampling, "
+        "detokenisation)",
+    ),
+    "request_overhead_ms": (
+        "nonneg",
+        "per-request latency of the serving front end added to TTFT (HTTP, tokenisation, "
+        "queueing into the engine)",
     ),
     "max_batch_size": ("count", "engine cap on concurrently running sequences"),
     "max_num_tokens": ("count", "engine cap on tokens in one forward (chunked-prefill budget)"),

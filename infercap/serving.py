@@ -10,7 +10,8 @@ and also prefills the prompts of the requests that replace finished ones. With o
 where ``p`` is the prefill cost of one prompt when prompts are processed in chunks of the
 engine's ``max_num_tokens`` budget (weights read once per chunk). Each slot emits one token per
 iteration: output throughput = batch / tau, TPOT = ITL = tau. A request's TTFT is its own
-prefill plus, on a busy engine, half an iteration of waiting for the running step.
+prefill plus, on a busy engine, half an iteration of waiting for the running step, plus the
+serving front end's per-request latency (HTTP, tokenisation; ``request_overhead_ms``).
 
 Scenarios of the measurement format (FORMAT.md) map onto it:
 
@@ -57,6 +58,13 @@ class Serving:
     step_overhead: np.ndarray
 
 
+def step_overhead(f: Figs, batch: np.ndarray) -> np.ndarray:
+    """Host time of one engine iteration not hidden behind the GPU: a fixed part (scheduling,
+    launching the step) and a part per running sequence (request bookkeeping, sampling,
+    detokenisation)."""
+    return f.step_overhead_ms * 1e-3 + f.sequence_overhead_us * 1e-6 * batch
+
+
 def prefill_cost_per_prompt(
     a: Arch, lay: Layout, b: Bytes, f: Figs, rates: Rates, isl: np.ndarray
 ) -> np.ndarray:
@@ -82,7 +90,7 @@ def iteration(
     t_dec, step = pipeline_decode(a, lay, b, f, rates, batch, ctx)
     p = prefill_cost_per_prompt(a, lay, b, f, rates, isl)
     pre = batch / np.maximum(osl, 1.0) * p
-    tau = t_dec + pre + f.step_overhead_ms * 1e-3
+    tau = t_dec + pre + step_overhead(f, batch)
     return tau, pre / tau, step, p
 
 
@@ -100,9 +108,9 @@ def steady_state(
     tau, share, step, _ = iteration(a, lay, b, f, rates, batch, isl, osl)
     t_pre, _ = pipeline_prefill(a, lay, b, f, rates, np.ones_like(batch), isl)
     busy = (batch - 1.0) / np.maximum(batch, 1.0)  # alone, nothing else is running
-    ttft = t_pre + f.step_overhead_ms * 1e-3 + 0.5 * busy * tau
+    ttft = t_pre + f.step_overhead_ms * 1e-3 + 0.5 * busy * tau + f.request_overhead_ms * 1e-3
     e2e = ttft + np.maximum(osl - 1.0, 0.0) * tau
-    return Serving(batch, ttft, tau, e2e, batch / tau, share, step, f.step_overhead_ms * 1e-3)
+    return Serving(batch, ttft, tau, e2e, batch / tau, share, step, step_overhead(f, batch))
 
 
 def offline_batch(
@@ -144,10 +152,11 @@ def open_loop(
     # prefill capacity: a prompt needs p seconds of engine time; M/D/1 wait for it
     rho = np.clip(rate * p, 0.0, 0.999)
     wait = rho / (2.0 * (1.0 - rho)) * p
-    ttft = t_pre + f.step_overhead_ms * 1e-3 + 0.5 * tau * (batch - 1.0) / batch + wait
+    ttft = (t_pre + f.step_overhead_ms * 1e-3 + 0.5 * tau * (batch - 1.0) / batch + wait
+            + f.request_overhead_ms * 1e-3)
     e2e = ttft + np.maximum(osl - 1.0, 0.0) * tau
     tput = np.where(saturated, capacity, rate) * osl
-    return Serving(batch, ttft, tau, e2e, tput, share, step, f.step_overhead_ms * 1e-3), saturated
+    return Serving(batch, ttft, tau, e2e, tput, share, step, step_overhead(f, batch)), saturated
 
 
 def static_batch(
@@ -163,8 +172,8 @@ def static_batch(
     """One static batch: all prompts prefilled, then osl - 1 decode steps at growing context."""
     t_pre, _ = pipeline_prefill(a, lay, b, f, rates, batch, isl)
     t_dec, step = pipeline_decode(a, lay, b, f, rates, batch, isl + osl / 2.0)
-    tau = t_dec + f.step_overhead_ms * 1e-3
-    ttft = t_pre + f.step_overhead_ms * 1e-3
+    tau = t_dec + step_overhead(f, batch)
+    ttft = t_pre + step_overhead(f, batch)
     e2e = ttft + np.maximum(osl - 1.0, 0.0) * tau
     return Serving(batch, ttft, tau, e2e, batch * osl / e2e, t_pre / e2e, step,
-                   f.step_overhead_ms * 1e-3)
+                   step_overhead(f, batch))
