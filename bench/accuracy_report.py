@@ -22,7 +22,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from calibrate_profiles import FIGURES, NOT_FITTED, PER_GPU, SCENARIOS  # noqa: E402
 from infercap.calibrate import ENGINE_FIGURES, calibrate, profile_yaml  # noqa: E402
 from infercap.catalog import load_catalog  # noqa: E402
 from infercap.measurements import load_cases, shipped_files  # noqa: E402
@@ -180,16 +182,20 @@ def main(argv: list[str]) -> int:
         out.append(table(["reason", "cases"], [[k, str(v)] for k, v in sorted(reasons.items())]))
     # held-out and transfer
     out.append("\n## Held-out error of the calibration\n")
-    out.append("Each engine's figures fitted on a seeded half of its cases, error on the other "
-               "half (`infercap calibrate --holdout 0.5`):\n\n")
+    out.append("Each engine's figures fitted as `bench/calibrate_profiles.py` fits them, on a "
+               "seeded half of its cases, error on the other half (`infercap calibrate --holdout "
+               "0.5`):\n\n")
     body = []
-    for engine in ("trtllm", "vllm", "sglang", "pytorch"):
-        prior = ROOT / "bench" / "priors" / f"{engine}.yaml"
-        only = None if engine in ("trtllm", "pytorch") else [
-            "layer_overhead_us", "step_overhead_ms", "activation_io_passes",
-            "collective_latency_us"]
-        rep = calibrate(cases, cat, engine=engine, per_gpu=engine in ("trtllm", "pytorch"),
-                        holdout=0.5, seed=0, base=load_profile_file(prior), only=only)
+    for engine, per_gpu in PER_GPU.items():
+        if engine in NOT_FITTED:
+            body.append([engine, "–", "–", "not fitted: the shipped profile is the prior", "–",
+                         "–"])
+            continue
+        only = FIGURES[engine].split(",") if engine in FIGURES else None
+        scen = SCENARIOS[engine].split(",") if engine in SCENARIOS else None
+        rep = calibrate(cases, cat, engine=engine, per_gpu=per_gpu, holdout=0.5, seed=0,
+                        base=load_profile_file(ROOT / "bench" / "priors" / f"{engine}.yaml"),
+                        only=only, scenarios=scen)
         body.append([engine, str(rep.n_train), str(rep.n_test), fmt(rep.test_before.mdape_pct),
                      fmt(rep.test_after.mdape_pct), fmt(rep.test_after.bias_pct)])
     out.append(table(["engine", "fit cases", "held-out cases", "held-out MdAPE % (prior)",

@@ -47,7 +47,6 @@ ENGINE_FIGURES: dict[str, tuple[float, float]] = {
     "attention_peak_fraction": (0.1, 0.95),
     "prefill_host_overhead_us_per_layer": (0.0, 3000.0),
     "decode_attention_saturation_blocks": (1.0, 512.0),
-    "gemm_half_tokens": (0.0, 2048.0),
 }
 # Upper bounds: no engine beats the best measured kernels (bf16 GEMM 0.82 of peak, fp8 0.75,
 # copy 0.90 of peak bandwidth on H100/H200: bench/derive_kernel_figures.py) by much.

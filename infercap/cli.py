@@ -187,9 +187,9 @@ def plan(
     per_gpu: Annotated[bool, typer.Option("--per-gpu/--all-rows", help="Keep the best row per "
                                           "GPU (default), or every configuration.")]
     = True,
-    engine: Annotated[Optional[str], typer.Option("--engine", help="Engine profile: trtllm, "
-                                                  "vllm, sglang, pytorch (default: default).")]
-    = None,
+    engine: Annotated[str, typer.Option("--engine", help="Engine profile: trtllm, vllm, "
+                                        "sglang, pytorch, default, or a profile file.")]
+    = "trtllm",
     profile: Annotated[Optional[str], typer.Option("--profile", help="Calibration profile "
                                                    "(id or YAML file) applied on top.")] = None,
     catalog: CatalogOpt = None,
@@ -223,11 +223,7 @@ def plan(
             raise UsageError(f"expected one of {', '.join(PRESETS)}, got {name!r}",
                              key="--precision")
         precs.append(PRESETS[name])
-    eng = None
-    if engine:
-        eng = engine_profile_for(engine)
-        if eng is None:
-            eng = load_profile(engine)
+    eng = engine_profile_for(engine) or load_profile(engine)
     res = _resolver(profile)
     r = sweep(mdl, gpus, precs, Workload(input_tokens, output_tokens), res, eng,
               tps=_ints(tp, "--tp") or (1, 2, 4, 8), pps=_ints(pp, "--pp") or (1, 2, 4))
@@ -237,7 +233,8 @@ def plan(
     r = mark_pareto(r)
     r = rank(r, objective, top or None, per_gpu)
     if not quiet:
-        _err(f"infercap: {mdl.id}, {input_tokens} in / {output_tokens} out: "
+        _err(f"infercap: {mdl.id}, {input_tokens} in / {output_tokens} out, engine profile "
+             f"{eng.id}: "
              f"{r.evaluated:,} configurations evaluated, {fitting:,} fit memory, "
              f"{len(r):,} shown meeting SLOs (ttft <= {max_ttft_ms or '-'} ms, "
              f"tpot <= {max_tpot_ms or '-'} ms)")
@@ -334,8 +331,14 @@ def gpus(
     rows = [_gpu_row(g) for g in sorted(cat.gpus.values(), key=lambda g: g.id)]
     table = ("id", "memory_gib", "memory_bandwidth_tb_per_s", "bf16_dense_tflops",
              "fp8_dense_tflops", "fp4_dense_tflops", "scale_up_gb_per_s_per_direction",
-             "scale_up_domain_gpus", "usd_per_gpu_hour", "name")
-    write_output(render(rows, GPU_COLUMNS, _format(fmt), table_columns=table), output)
+             "scale_up_domain_gpus", "usd_per_gpu_hour", "price_provider")
+    headers = {"memory_bandwidth_tb_per_s": "TB/s", "bf16_dense_tflops": "bf16 TFLOPS",
+               "fp8_dense_tflops": "fp8 TFLOPS", "fp4_dense_tflops": "fp4 TFLOPS",
+               "scale_up_gb_per_s_per_direction": "scale-up GB/s/dir",
+               "scale_up_domain_gpus": "domain", "usd_per_gpu_hour": "$/GPU-h",
+               "memory_gib": "GiB", "price_provider": "price from"}
+    write_output(render(rows, GPU_COLUMNS, _format(fmt), table_columns=table, headers=headers),
+                 output)
 
 
 @app.command()

@@ -101,7 +101,7 @@ def to_table(
 
 _TEXT = {"model", "gpu", "precision", "compute_dtype", "decode_bound", "id", "metric",
          "scenario", "engine", "skipped", "group", "name", "vendor", "figure", "source", "key",
-         "value_text"}
+         "value_text", "price_provider", "price_type", "price_date", "kind", "meaning", "meets"}
 
 
 def write_output(text: str, output: Path | None) -> None:
