@@ -239,7 +239,10 @@ class Resolver:
         return out
 
     def source_of(self, gpu: Any, name: str, engine: Profile | None = None) -> str:
-        """Which file gave a figure its value for ``gpu`` (for `explain`)."""
+        """Which file gave a figure its value for ``gpu`` (for `figures`/`explain`)."""
+        return _short(self._source_of(gpu, name, engine))
+
+    def _source_of(self, gpu: Any, name: str, engine: Profile | None = None) -> str:
         eng = engine if engine is not None else self.engine
         where = self.default.path
         for layer in (eng, self.user):
@@ -251,6 +254,12 @@ class Resolver:
             if layer is not None and name in layer.gpus.get(gpu.id, {}):
                 where = f"{layer.path} (gpus.{gpu.id})"
         return where
+
+
+def _short(path: str) -> str:
+    """A shipped file's path relative to the package's parent folder (repository or site)."""
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    return path[len(root):] if path.startswith(root) else path
 
 
 def engine_profile_for(engine: str | None) -> Profile | None:
