@@ -112,6 +112,13 @@ def validate(
         problem: str | None = None
         if spec.kind in ("number", "int"):
             problem = _check_number(value, spec, spec.kind == "int")
+        elif spec.kind == "date":
+            import datetime
+
+            if isinstance(value, datetime.date):
+                data[key] = value.isoformat()
+            elif not isinstance(value, str) or not value.strip():
+                problem = f"expected a date or text, got {describe(value)}"
         elif spec.kind == "str":
             if not isinstance(value, str) or not value.strip():
                 problem = f"expected non-empty text, got {describe(value)}"
@@ -137,7 +144,9 @@ def validate(
                 for k, v in value.items():
                     if spec.keys is not None and k not in spec.keys:
                         fail(f"{full}.{k}", f"unknown key (allowed: {', '.join(spec.keys)})")
-                    sub = _check_number(v, Field("number", positive=True), False)
+                    rule = (Field("number", minimum=spec.minimum) if spec.minimum is not None
+                            else Field("number", positive=True))
+                    sub = _check_number(v, rule, False)
                     if sub:
                         fail(f"{full}.{k}", sub)
         elif spec.kind == "list_str":

@@ -71,13 +71,13 @@ HARDWARE_SCHEMA = Schema(
                     "usd_per_gpu_hour": Field("number", required=True, positive=True),
                     "provider": Field("str", required=True),
                     "type": Field("str", required=True, choices=PRICE_TYPES),
-                    "date": Field("str", required=True),
+                    "date": Field("date", required=True),
                     "region": Field("str"),
                     "sku": Field("str"),
                 }
             ),
         ),
-        "efficiency": Field("numbermap", keys=EFFICIENCY_KEYS),
+        "efficiency": Field("numbermap", keys=EFFICIENCY_KEYS, minimum=0.0),
         "sources": Field("strmap", required=True),
         "notes": Field("str"),
     },
@@ -312,7 +312,7 @@ def parse_gpu(data: Any, file: str) -> GPU:
     )
     eff = data.get("efficiency") or {}
     for key, value in eff.items():
-        if key.endswith("_fraction") and value > 1:
+        if key.endswith("_fraction") and not 0 < value <= 1:
             raise CatalogError(
                 f"expected a fraction in (0, 1], got {value!r}",
                 file=file,

@@ -87,6 +87,15 @@ def _format(value: Optional[str]):  # type: ignore[no-untyped-def]
         raise UsageError(f"expected table, csv or json, got {value!r}", key="--format") from None
 
 
+def _check_output(output: Optional[Path]) -> None:
+    """Fail before any work when --output cannot be written (its folder is missing)."""
+    from infercap.errors import UsageError
+
+    if output is not None and not output.resolve().parent.is_dir():
+        raise UsageError(f"cannot write {str(output)!r} (no folder {str(output.parent)!r})",
+                         key="--output")
+
+
 def _resolver(profile: Optional[str]):  # type: ignore[no-untyped-def]
     from infercap.profile import Resolver, load_profile
 
@@ -196,6 +205,8 @@ def plan(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list, on stderr, the "
+                                          "layouts and precisions left out and why.")] = False,
 ) -> None:
     """Sweep GPUs x TP x PP x batch x precision for a model and workload; print the best.
 
@@ -210,6 +221,7 @@ def plan(
                                 sweep)
 
     form = _format(fmt)
+    _check_output(output)
     if objective not in OBJECTIVES:
         raise UsageError(f"expected one of {', '.join(OBJECTIVES)}, got {objective!r}",
                          key="--objective")
@@ -225,9 +237,26 @@ def plan(
         precs.append(PRESETS[name])
     eng = engine_profile_for(engine) or load_profile(engine)
     res = _resolver(profile)
-    r = sweep(mdl, gpus, precs, Workload(input_tokens, output_tokens), res, eng,
-              tps=_ints(tp, "--tp") or (1, 2, 4, 8), pps=_ints(pp, "--pp") or (1, 2, 4))
+    tps, pps = _ints(tp, "--tp") or [1, 2, 4, 8], _ints(pp, "--pp") or [1, 2, 4]
+    from infercap.sweep import layouts_for
+
+    lays = layouts_for(mdl, tps, pps)
+    if len(lays.tp) == 0:
+        why = "; ".join(sorted({w for *_, w in lays.rejected}))
+        raise UsageError(f"no layout can run {mdl.id}: {why}", key="--tp/--pp")
+    r = sweep(mdl, gpus, precs, Workload(input_tokens, output_tokens), res, eng, tps=tps,
+              pps=pps)
+    if verbose and not quiet:
+        for note in r.notes:
+            _err(f"infercap: {note}")
     fitting = len(r)
+    if fitting == 0:
+        _err(f"infercap: nothing fits: no GPU, layout and precision holds {mdl.id}'s weights and "
+             f"the KV cache of one {input_tokens + output_tokens}-token sequence (try more "
+             "GPUs per instance with --tp/--pp, a lower precision, or other GPUs)")
+        if form is not form.table:
+            write_output(render([], COLUMNS, form), output)
+        raise typer.Exit(EXIT_NOTHING)
     r = apply_slos(r, max_ttft_ms or None, max_tpot_ms or None,
                    min_tokens_per_s_per_user or None, max_gpus or None)
     r = mark_pareto(r)
@@ -556,10 +585,25 @@ def calibrate(
             _err(line)
 
 
+def _click_exceptions() -> tuple[type, ...]:
+    """(ClickException, Exit, Abort) classes of the click typer runs on: typer >= 0.22 vendors
+    click as typer._click (its Exit/Abort are typer.Exit/typer.Abort); older typer uses click."""
+    try:
+        from typer._click.exceptions import ClickException  # type: ignore[import-not-found]
+
+        return ClickException, typer.Exit, typer.Abort
+    except ImportError:  # pragma: no cover - older typer on plain click
+        from click import exceptions as ex
+
+        return ex.ClickException, ex.Exit, ex.Abort
+
+
 def main() -> None:
-    """Entry point: run the app; turn infercap errors into one line and exit code 2."""
+    """Entry point: run the app; turn every user error into one line on stderr and exit code 2
+    (1 for "nothing meets the constraints"), never a traceback."""
     from infercap.errors import InfercapError
 
+    click_error, click_exit, click_abort = _click_exceptions()
     try:
         rc = app(standalone_mode=False)
         if isinstance(rc, int) and not isinstance(rc, bool):
@@ -567,9 +611,15 @@ def main() -> None:
     except InfercapError as exc:
         _err(f"infercap: error: {exc}")
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
+    except (typer.Exit, click_exit) as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except click_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `infercap`: show the help
+            exc.show()
+            sys.exit(0)
+        _err(f"infercap: error: {exc.format_message()} (see --help)")
+        sys.exit(EXIT_ERROR)
+    except (typer.Abort, click_abort):
         _err("infercap: aborted")
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
@@ -577,15 +627,6 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(EXIT_ERROR)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

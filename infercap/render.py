@@ -113,12 +113,23 @@ def write_output(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    from infercap.errors import UsageError
+
     folder = output.resolve().parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(output)!r} ({exc.strerror or exc})",
+                         key="--output") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, output)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise UsageError(f"cannot write {str(output)!r} ({exc.strerror or exc})",
+                         key="--output") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -1,0 +1,69 @@
+"""Accuracy gate: infercap's own model on real measurements (issue targets).
+
+Runs on ../shared/benchmarks/*.yaml when that folder exists (the project's reference data), and
+on the copies shipped in infercap/benchmarks/ otherwise, so it runs on any machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infercap.catalog import load_catalog
+from infercap.measurements import load_cases, shipped_files
+from infercap.profile import Resolver, load_profile
+from infercap.validate import TARGETS, predict, prepare, score, summarise, target_group
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+
+
+def measurement_files() -> list[Path]:
+    if SHARED.is_dir() and list(SHARED.glob("*.yaml")):
+        return sorted(SHARED.glob("*.yaml"))
+    return shipped_files()
+
+
+@pytest.fixture(scope="module")
+def rows():
+    cases = load_cases(measurement_files())
+    prep = prepare(cases, load_catalog(), Resolver(load_profile("default")))
+    return score(prep, predict(prep))
+
+
+def test_every_target_group_meets_its_median_error(rows):
+    grouped = []
+    for r in rows:
+        g = target_group(r.case)
+        if g:
+            grouped.append(dataclasses.replace(r, case=dataclasses.replace(r.case, metric=g)))
+    summary = {s.key[0]: s for s in summarise(grouped, ["metric"])}
+    assert set(summary) == set(TARGETS), f"target groups present: {sorted(summary)}"
+    failures = [
+        f"{name}: MdAPE {summary[name].mdape_pct:.1f}% > {goal:.0f}% (n={summary[name].count})"
+        for name, goal in TARGETS.items()
+        if not summary[name].mdape_pct <= goal
+    ]
+    assert not failures, "; ".join(failures)
+
+
+def test_at_least_90_percent_predicted_per_model_and_gpu(rows):
+    total: dict[str, int] = defaultdict(int)
+    done: dict[str, int] = defaultdict(int)
+    for r in rows:
+        for key in (f"model {r.case.model}", f"gpu {r.case.gpu}"):
+            total[key] += 1
+            done[key] += r.skipped is None
+    low = {k: done[k] / total[k] for k in total if done[k] / total[k] < 0.9}
+    assert not low, f"under 90% of cases predicted: {low}"
+
+
+def test_skipped_cases_say_why_and_predictions_are_finite(rows):
+    for r in rows:
+        if r.skipped is None:
+            assert r.predicted is not None and np.isfinite(r.predicted) and r.predicted > 0
+        else:
+            assert r.skipped.strip()
