@@ -554,3 +554,36 @@ def test_validate_layout_that_does_not_fit_is_skipped(run_cli, tmp_path):
     assert rc == 0, err
     _, rows = parse_csv(out)
     assert rows[0]["skipped"] and rows[0]["predicted"] == ""
+
+
+# ------------------------------------------------------------------ calibrate
+
+
+def test_calibrate_writes_a_profile_that_validate_and_plan_accept(run_cli, tmp_path):
+    measured = Path(__file__).resolve().parents[1] / "infercap" / "benchmarks" / \
+        "measured-h100-sxm.yaml"
+    prof = tmp_path / "mine.yaml"
+    rc, out, err = run_cli(["calibrate", measured, "--engine", "pytorch", "-o", prof])
+    assert rc == 0, err
+    assert out == ""
+    assert "held-out" in err and "->" in err
+    import yaml
+
+    doc = yaml.safe_load(prof.read_text(encoding="utf-8"))
+    assert doc["engine"] == "pytorch" and "layer_overhead_us" in doc["figures"]
+    assert doc["fit"]["all_after"]["mdape_pct"] <= doc["fit"]["all_before"]["mdape_pct"]
+    rc, out, err = run_cli(["validate", measured, "--profile", prof, "-f", "csv"])
+    assert rc == 0, err
+    header, rows = parse_csv(out)
+    errors = [abs(float(r["error_pct"])) for r in rows]
+    assert len(rows) == 22 and sorted(errors)[len(errors) // 2] < 5
+    rc, out, err = run_cli(["plan", "-m", "llama-3.1-8b", "--gpu", "h100-sxm", "--engine",
+                            "pytorch", "--profile", prof, "-f", "csv", "-q"])
+    assert rc == 0, err
+
+
+def test_calibrate_bad_figure_name_exits_2(run_cli, tmp_path):
+    line = assert_clean_error(*run_cli(["calibrate", "--engine", "pytorch", "--figures",
+                                        "nope", "-o", tmp_path / "x.yaml"]))
+    assert "key '--figures'" in line and "nope" in line
+    assert not (tmp_path / "x.yaml").exists()
