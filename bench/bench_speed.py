@@ -137,8 +137,10 @@ def run_grid(s) -> tuple[int, int]:  # type: ignore[no-untyped-def]
 
     evaluated = fitting = 0
     for model in s["models"]:
+        # the target grid is TP x PP; DP-attention layouts of MoE models (plan's --dp) are
+        # left out here so that the count matches the target's definition
         r = sweep(model, s["gpus"], s["precisions"], s["workload"], s["resolver"],
-                  tps=TPS, pps=PPS, batches=s["batches"])
+                  tps=TPS, pps=PPS, batches=s["batches"], dps=(1,))
         evaluated += r.evaluated
         fitting += len(r)
     return evaluated, fitting

@@ -132,6 +132,7 @@ PLAN_TABLE = (
     "precision",
     "tp",
     "pp",
+    "dp",
     "ep",
     "batch",
     "ttft_ms",
@@ -167,7 +168,7 @@ def plan(
     precision: Annotated[
         Optional[List[str]],
         typer.Option("--precision", "-p", help="Precision preset(s): bf16, fp16, fp8, int8, "
-                     "int4, fp4, mxfp4 (default: bf16,fp8,fp4)."),
+                     "int4, fp4, mxfp4 (default: bf16,fp8,fp4 and the model's released format).")
     ] = None,
     input_tokens: Annotated[int, typer.Option("--input-tokens", "-i", min=1,
                                               help="Prompt tokens per request.")] = 2048,
@@ -177,6 +178,10 @@ def plan(
                                                     "(default 1,2,4,8).")] = None,
     pp: Annotated[Optional[List[str]], typer.Option("--pp", help="Pipeline-parallel sizes "
                                                     "(default 1,2,4).")] = None,
+    dp: Annotated[Optional[List[str]], typer.Option("--dp", help="Data-parallel attention "
+                                                    "ranks for MoE models, experts sharded "
+                                                    "over them (default 1,2,4,8,16,32).")]
+    = None,
     max_ttft_ms: Annotated[float, typer.Option("--max-ttft-ms", min=0,
                                                help="SLO: time to first token; 0 = none.")]
     = 2000.0,
@@ -230,7 +235,13 @@ def plan(
     gpu_ids = _split(gpu) or sorted(cat.gpus)
     gpus = [cat.gpu(g) for g in gpu_ids]
     precs = []
-    for name in _split(precision) or ["bf16", "fp8", "fp4"]:
+    names = _split(precision)
+    if not names:
+        # default: bf16, fp8, fp4, and the format the checkpoint is released in (gpt-oss: mxfp4)
+        names = ["bf16", "fp8", "fp4"]
+        if mdl.default_weights in PRESETS and mdl.default_weights not in names:
+            names.append(mdl.default_weights)
+    for name in names:
         if name not in PRESETS:
             raise UsageError(f"expected one of {', '.join(PRESETS)}, got {name!r}",
                              key="--precision")
@@ -238,14 +249,15 @@ def plan(
     eng = engine_profile_for(engine) or load_profile(engine)
     res = _resolver(profile)
     tps, pps = _ints(tp, "--tp") or [1, 2, 4, 8], _ints(pp, "--pp") or [1, 2, 4]
+    dps = _ints(dp, "--dp") or [1, 2, 4, 8, 16, 32]
     from infercap.sweep import layouts_for
 
-    lays = layouts_for(mdl, tps, pps)
+    lays = layouts_for(mdl, tps, pps, None, dps)
     if len(lays.tp) == 0:
         why = "; ".join(sorted({w for *_, w in lays.rejected}))
         raise UsageError(f"no layout can run {mdl.id}: {why}", key="--tp/--pp")
     r = sweep(mdl, gpus, precs, Workload(input_tokens, output_tokens), res, eng, tps=tps,
-              pps=pps)
+              pps=pps, dps=dps)
     if verbose and not quiet:
         for note in r.notes:
             _err(f"infercap: {note}")

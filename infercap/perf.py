@@ -64,13 +64,28 @@ class Figs:
 
 @dataclass(frozen=True)
 class Layout:
+    """A parallel layout of one serving instance (arrays broadcast together).
+
+    - ``tp``: tensor-parallel ranks of attention and dense layers;
+    - ``pp``: pipeline stages;
+    - ``dp``: data-parallel attention replicas per stage (DeepSeek/SGLang "DP attention"): each
+      holds the attention and dense weights and 1/dp of the sequences;
+    - ``ep``: expert-parallel ranks over the dp x tp GPUs of a stage (divides dp x tp); each
+      expert is split over the remaining dp x tp / ep ranks. dp = ep = 1: experts TP-split.
+    """
+
     tp: Array
     pp: Array
-    ep: Array  # expert-parallel ranks inside the TP group (divides tp); 1 = experts TP-split
+    ep: Array
+    dp: Array = np.float64(1.0)
 
     @property
     def gpus(self) -> Array:
-        return self.tp * self.pp
+        return self.tp * self.pp * self.dp
+
+    @property
+    def stage_gpus(self) -> Array:
+        return self.tp * self.dp
 
 
 @dataclass(frozen=True)
@@ -137,7 +152,7 @@ def allreduce_time(f: Figs, rates: Rates, n: Array, nbytes: Array) -> Array:
 
 def hop_time(f: Figs, rates: Rates, lay: Layout, nbytes: Array) -> Array:
     """Pipeline hand-off of activations between stages (point-to-point)."""
-    bw = link_bandwidth(f, rates, lay.tp * lay.pp)
+    bw = link_bandwidth(f, rates, lay.gpus)
     return np.where(lay.pp > 1, f.collective_latency_us * 1e-6 + nbytes / bw, 0.0)
 
 
@@ -194,15 +209,16 @@ def mean_active_width(a: Arch) -> float:
 
 
 def params_per_gpu(a: Arch, lay: Layout) -> tuple[Array, Array, Array]:
-    """(dense-linear, expert, embedding) parameters on the busiest GPU."""
+    """(dense-linear, expert, embedding) parameters on the busiest GPU (dense and attention
+    replicated over DP ranks, experts sharded over all dp x tp GPUs of a stage)."""
     tp, pp = lay.tp, lay.pp
     frac = stage_fraction(a, pp)
     attn = a.attn_sharded / tp + a.attn_kv * kv_heads_per_gpu(a, tp) / max(a.kv_heads, 1)
     attn = attn + a.attn_replicated
     dense = a.layers * attn + a.n_dense_layers * a.dense_mlp / tp + a.n_moe_layers * a.router
-    # routed experts: E/ep experts per rank, each split over tp/ep ranks -> E x expert / tp;
-    # shared experts are TP-split like a dense MLP.
-    experts = a.n_moe_layers * (a.num_experts * a.expert + a.shared) / tp
+    # routed experts: E/ep experts per rank, each split over dp x tp / ep ranks
+    # -> E x expert / (dp x tp); shared experts are TP-split like a dense MLP.
+    experts = a.n_moe_layers * (a.num_experts * a.expert / lay.stage_gpus + a.shared / tp)
     # embeddings: vocab-parallel over TP; with PP the first stage holds the embedding and the
     # last the LM head (a tied head is a copy of the embedding there).
     head = a.lm_head if a.lm_head else a.embed
@@ -243,10 +259,16 @@ def kv_budget_per_gpu(a: Arch, lay: Layout, b: Bytes, f: Figs, rates: Rates) -> 
 
 
 def max_sequences(a: Arch, lay: Layout, b: Bytes, f: Figs, rates: Rates, context: Array) -> Array:
-    """Largest number of sequences of ``context`` tokens whose KV cache fits (0 if none)."""
+    """Largest number of sequences of ``context`` tokens whose KV cache fits in the instance
+    (0 if none): what one GPU holds, times the DP ranks that each hold their own."""
     budget = kv_budget_per_gpu(a, lay, b, f, rates)
     per_seq = np.maximum(kv_bytes_per_sequence(a, lay, b, context), 1e-9)
-    return np.floor(np.maximum(budget, 0.0) / per_seq)
+    return np.floor(np.maximum(budget, 0.0) / per_seq) * lay.dp
+
+
+def busiest_rank(batch: Array, dp: Array) -> Array:
+    """Sequences on the busiest DP rank when ``batch`` are spread over ``dp`` ranks."""
+    return np.maximum(batch / dp, np.minimum(batch, 1.0))
 
 
 # ---------------------------------------------------------------------------- time
@@ -286,9 +308,14 @@ def _forward(
     attn_blocks: Array,
     host_us_per_layer: Array,
     lm_rows: Array,
+    local_tokens: Array | None = None,
 ) -> StepTime:
-    """One forward of ``tokens`` tokens on the busiest stage."""
-    tp = lay.tp
+    """One forward of ``tokens`` tokens (the whole instance's) on the busiest stage; with DP
+    attention each replica runs tokens / dp of them through attention and dense layers, and
+    the experts see every token routed to them."""
+    tp, dp = lay.tp, lay.dp
+    local = tokens / dp if local_tokens is None else local_tokens  # the busiest DP rank's
+    lm_rows = lm_rows * local / np.maximum(tokens, 1e-9)
     ls = stage_layers(a, lay.pp)
     frac = stage_fraction(a, lay.pp)
     bw = rates.bandwidth * f.memory_bandwidth_fraction
@@ -297,9 +324,9 @@ def _forward(
 
     # dense GEMMs: every weight read once, M = tokens (LM head: one row per sequence)
     dense_bytes = dense_p * b.weights + head_p * ACT_BYTES
-    dense_flops = 2.0 * tokens * dense_p
+    dense_flops = 2.0 * local * dense_p
     head_flops = 2.0 * lm_rows * head_p
-    c_dense = dense_flops / (rates.peak_flops * gemm_efficiency(f, rates, tokens))
+    c_dense = dense_flops / (rates.peak_flops * gemm_efficiency(f, rates, local))
     c_head = head_flops / (rates.peak16_flops * gemm_efficiency(f, rates, lm_rows))
     m_dense = dense_bytes / bw
     gemm = np.maximum(c_dense + c_head, m_dense)
@@ -310,15 +337,16 @@ def _forward(
         # expected distinct experts hit by `tokens` top-k draws: E (1 - (1 - k/E)^tokens)
         touched = e * -np.expm1(tokens * np.log1p(-k / e)) if k < e else e * np.ones_like(tokens)
         share = touched / e
-        routed_p = a.n_moe_layers * a.num_experts * a.expert / tp * frac
+        routed_p = a.n_moe_layers * a.num_experts * a.expert / lay.stage_gpus * frac
         shared_p = a.n_moe_layers * a.shared / tp * frac
         imbalance = np.where(lay.ep > 1, f.moe_load_imbalance, 1.0)
         exp_bytes = (routed_p * share + shared_p) * b.experts
         m_tok = tokens * k / np.maximum(touched, 1e-9)  # rows of each touched expert's GEMM
-        routed_flops = 2.0 * tokens * k * a.expert * a.n_moe_layers / tp * frac * imbalance
-        shared_flops = 2.0 * tokens * shared_p
+        routed_flops = (2.0 * tokens * k * a.expert * a.n_moe_layers / lay.stage_gpus * frac
+                        * imbalance)
+        shared_flops = 2.0 * local * shared_p
         c_exp = routed_flops / (rates.peak_flops * gemm_efficiency(f, rates, m_tok))
-        c_exp = c_exp + shared_flops / (rates.peak_flops * gemm_efficiency(f, rates, tokens))
+        c_exp = c_exp + shared_flops / (rates.peak_flops * gemm_efficiency(f, rates, local))
         m_exp = exp_bytes / bw
         gemm = gemm + np.maximum(c_exp, m_exp)
         comp, mem = comp + c_exp, mem + m_exp
@@ -329,10 +357,18 @@ def _forward(
     attn_comp = attn_flops / (rates.peak16_flops * f.attention_peak_fraction)
     attention = np.maximum(attn_mem, attn_comp)
 
-    act = f.activation_io_passes * tokens * (a.hidden + mean_active_width(a) / tp)
+    act = f.activation_io_passes * local * (a.hidden + mean_active_width(a) / tp)
     act_io = act * ACT_BYTES * ls / bw
 
-    comm = 2.0 * ls * allreduce_time(f, rates, tp, tokens * a.hidden * ACT_BYTES)
+    comm = 2.0 * ls * allreduce_time(f, rates, tp, local * a.hidden * ACT_BYTES)
+    if a.n_moe_layers:
+        # DP attention + EP: every MoE layer dispatches each token's hidden state to its k
+        # experts and combines the results back (two all-to-alls over the stage's GPUs)
+        n = lay.stage_gpus
+        sent = local / tp * a.experts_per_token * a.hidden * ACT_BYTES * (n - 1) / n
+        a2a = f.collective_latency_us * 1e-6 + sent / link_bandwidth(f, rates, n)
+        moe_layers = a.n_moe_layers * frac
+        comm = comm + np.where(dp > 1, 2.0 * moe_layers * a2a, 0.0)
     overhead = f.layer_overhead_us * 1e-6 * ls
     host = host_us_per_layer * 1e-6 * ls
     z = np.zeros_like(gemm)
@@ -348,17 +384,18 @@ def decode_step(
     frac = stage_fraction(a, lay.pp)
     tp = lay.tp
     kv_elems = a.kv_elems_per_token_layer * kv_fraction_per_gpu(a, tp)
-    kv_read = batch * kv_elems * b.kv * context_layers(a, context) * frac
+    local = busiest_rank(batch, lay.dp)  # sequences of the busiest DP rank
+    kv_read = local * kv_elems * b.kv * context_layers(a, context) * frac
     heads = a.heads / tp
     if a.mla_latent:
         # absorbed MLA (FlashMLA): q.k over latent+rope, p.v over the latent, per head
         per_key = 2.0 * (a.mla_latent + a.mla_rope) + 2.0 * a.mla_latent
     else:
         per_key = 2.0 * (a.qk_dim + a.v_dim)
-    attn_flops = batch * heads * per_key * context_layers(a, context) * frac
-    blocks = batch * np.maximum(a.kv_heads / tp, 1.0) if a.kv_split_over_tp else batch * heads
+    attn_flops = local * heads * per_key * context_layers(a, context) * frac
+    blocks = local * np.maximum(a.kv_heads / tp, 1.0) if a.kv_split_over_tp else local * heads
     return _forward(a, lay, b, f, rates, batch, attn_flops, kv_read, blocks,
-                    f.decode_host_overhead_us_per_layer, batch)
+                    f.decode_host_overhead_us_per_layer, batch, local)
 
 
 def prefill(
@@ -371,10 +408,11 @@ def prefill(
     pairs = glob * causal_pairs(length)
     if a.local_layers:
         pairs = pairs + a.local_layers * causal_pairs(length, a.window, a.chunked)
-    attn_flops = prompts * 2.0 * (a.qk_dim + a.v_dim) * (a.heads / lay.tp) * pairs * frac
+    local = np.ceil(prompts / lay.dp) * length  # whole prompts go to one DP rank each
+    attn_flops = (local / length) * 2.0 * (a.qk_dim + a.v_dim) * (a.heads / lay.tp) * pairs * frac
     zero = np.zeros_like(np.asarray(tokens, dtype=float))
     return _forward(a, lay, b, f, rates, tokens, attn_flops, zero, np.ones_like(zero),
-                    f.prefill_host_overhead_us_per_layer, prompts)
+                    f.prefill_host_overhead_us_per_layer, prompts, local)
 
 
 def pipeline_decode(

@@ -44,38 +44,57 @@ class Layouts:
     tp: np.ndarray
     pp: np.ndarray
     ep: np.ndarray
-    rejected: list[tuple[int, int, int, str]] = field(default_factory=list)
+    dp: np.ndarray
+    rejected: list[tuple[int, int, int, int, str]] = field(default_factory=list)
+
+
+DEFAULT_DP = (1, 2, 4, 8, 16, 32)
+MAX_STAGE_GPUS = 64
 
 
 def layouts_for(
-    model: Model, tps: Sequence[int], pps: Sequence[int], eps: Sequence[int] | None = None
+    model: Model,
+    tps: Sequence[int],
+    pps: Sequence[int],
+    eps: Sequence[int] | None = None,
+    dps: Sequence[int] = DEFAULT_DP,
 ) -> Layouts:
-    """Every (tp, pp, ep) the model can run: heads divide over TP, KV heads divide or are
-    replicated, no more stages than layers, experts divide over EP (EP inside the TP group)."""
+    """Every (tp, pp, dp, ep) the model can run. Dense models: TP x PP (DP replicas of a whole
+    instance cost the same per GPU). MoE models also: DP attention over ``dps`` ranks with the
+    experts sharded over EP ranks (EP inside the TP group, or over all dp x tp GPUs of a
+    stage). Rejected: heads not divisible over TP, KV heads neither divisible nor replicable,
+    more stages than layers, experts not divisible over EP."""
     a = arch_of(model)
-    keep: list[tuple[int, int, int]] = []
-    rejected: list[tuple[int, int, int, str]] = []
+    keep: list[tuple[int, int, int, int]] = []
+    rejected: list[tuple[int, int, int, int, str]] = []
     for tp in tps:
-        ep_choices = [1]
-        if a.num_experts:
-            ep_choices = sorted({e for e in (eps or (1, tp)) if e >= 1})
-        for pp in pps:
-            for ep in ep_choices:
-                why = None
-                if a.heads % tp:
-                    why = f"{a.heads} attention heads do not divide over tp={tp}"
-                elif a.kv_split_over_tp and a.kv_heads % tp and tp % a.kv_heads:
-                    why = f"{a.kv_heads} KV heads neither divide over nor replicate to tp={tp}"
-                elif pp > a.layers:
-                    why = f"pp={pp} is more stages than the {a.layers} layers"
-                elif ep > 1 and (tp % ep or a.num_experts % ep):
-                    why = f"ep={ep} must divide tp={tp} and the {a.num_experts} experts"
-                if why:
-                    rejected.append((tp, pp, ep, why))
-                else:
-                    keep.append((tp, pp, ep))
-    arr = np.array(keep, dtype=float).reshape(-1, 3)
-    return Layouts(arr[:, 0], arr[:, 1], arr[:, 2], rejected)
+        for dp in (sorted(set(dps)) if a.num_experts else [1]):
+            if tp * dp > MAX_STAGE_GPUS:
+                continue
+            if eps is not None:
+                ep_choices = sorted({e for e in eps if e >= 1})
+            elif a.num_experts:
+                ep_choices = sorted({1, tp, tp * dp})
+            else:
+                ep_choices = [1]
+            for pp in pps:
+                for ep in ep_choices:
+                    why = None
+                    if a.heads % tp:
+                        why = f"{a.heads} attention heads do not divide over tp={tp}"
+                    elif a.kv_split_over_tp and a.kv_heads % tp and tp % a.kv_heads:
+                        why = f"{a.kv_heads} KV heads neither divide over nor replicate to tp={tp}"
+                    elif pp > a.layers:
+                        why = f"pp={pp} is more stages than the {a.layers} layers"
+                    elif ep > 1 and ((tp * dp) % ep or a.num_experts % ep):
+                        why = (f"ep={ep} must divide dp x tp={tp * dp} and the "
+                               f"{a.num_experts} experts")
+                    if why:
+                        rejected.append((tp, pp, dp, ep, why))
+                    else:
+                        keep.append((tp, pp, dp, ep))
+    arr = np.array(keep, dtype=float).reshape(-1, 4)
+    return Layouts(arr[:, 0], arr[:, 1], arr[:, 3], arr[:, 2], rejected)
 
 
 COLUMNS = (
@@ -85,6 +104,7 @@ COLUMNS = (
     "compute_dtype",
     "tp",
     "pp",
+    "dp",
     "ep",
     "gpus",
     "batch",
@@ -153,6 +173,7 @@ def sweep(
     pps: Sequence[int] = DEFAULT_PP,
     batches: np.ndarray | None = None,
     eps: Sequence[int] | None = None,
+    dps: Sequence[int] = DEFAULT_DP,
 ) -> Result:
     """Evaluate every GPU x layout x precision x batch for one model and workload.
 
@@ -162,10 +183,11 @@ def sweep(
     """
     a = arch_of(model)
     batches = default_batches() if batches is None else np.asarray(batches, dtype=float)
-    lays = layouts_for(model, tps, pps, eps)
+    lays = layouts_for(model, tps, pps, eps, dps)
     t = tabulate(gpus, precisions, resolver, engine)
     G, Q, L, B = len(gpus), len(precisions), len(lays.tp), len(batches)
-    notes = [f"layout tp={tp} pp={pp} ep={ep} rejected: {why}" for tp, pp, ep, why in lays.rejected]
+    notes = [f"layout tp={tp} pp={pp} dp={dp} ep={ep} rejected: {why}"
+             for tp, pp, dp, ep, why in lays.rejected]
     for i, g in enumerate(gpus):
         for j, p in enumerate(precisions):
             if not t.runnable[i, j]:
@@ -180,7 +202,7 @@ def sweep(
     ok = t.runnable[gi, qi]
     gi, qi, li = gi[ok], qi[ok], li[ok]
     rates, figs, byt = gather(t, gi, qi)
-    lay = Layout(lays.tp[li], lays.pp[li], lays.ep[li])
+    lay = Layout(lays.tp[li], lays.pp[li], lays.ep[li], lays.dp[li])
     isl = np.float64(workload.input_tokens)
     osl = np.float64(workload.output_tokens)
     fit = max_sequences(a, lay, byt, figs, rates, isl + osl)
@@ -194,7 +216,7 @@ def sweep(
         return Result({}, evaluated, notes)
     gi2, qi2 = gi[ci], qi[ci]
     rates, figs, byt = gather(t, gi2, qi2)
-    lay = Layout(lay.tp[ci], lay.pp[ci], lay.ep[ci])
+    lay = Layout(lay.tp[ci], lay.pp[ci], lay.ep[ci], lay.dp[ci])
     batch = batches[bi]
     s = steady_state(a, lay, byt, figs, rates, batch, isl, osl)
     return _assemble(model, a, t, gi2, qi2, lay, byt, figs, rates, batch, fit[ci], s, isl, osl,
@@ -203,7 +225,7 @@ def sweep(
 
 def _assemble(model, a: Arch, t, gi, qi, lay, byt, figs, rates, batch, fit, s, isl, osl,
               evaluated, notes) -> Result:  # type: ignore[no-untyped-def]
-    gpus_used = lay.tp * lay.pp
+    gpus_used = lay.gpus
     price = t.price[gi]
     usd_h = gpus_used * price
     tok_s = s.output_tokens_per_s
@@ -212,7 +234,7 @@ def _assemble(model, a: Arch, t, gi, qi, lay, byt, figs, rates, batch, fit, s, i
     budget = kv_budget_per_gpu(a, lay, byt, figs, rates)
     from infercap.perf import kv_bytes_per_sequence, workspace_bytes_per_gpu
 
-    kv_used = batch * kv_bytes_per_sequence(a, lay, byt, isl + osl)
+    kv_used = batch / lay.dp * kv_bytes_per_sequence(a, lay, byt, isl + osl)
     mem_used = weights + workspace_bytes_per_gpu(a, lay, figs) + kv_used
     mem_used = mem_used + figs.runtime_reserved_gib * 2**30
     del budget
@@ -229,6 +251,7 @@ def _assemble(model, a: Arch, t, gi, qi, lay, byt, figs, rates, batch, fit, s, i
         "compute_dtype": t.compute_dtype[gi, qi],
         "tp": lay.tp.astype(int),
         "pp": lay.pp.astype(int),
+        "dp": lay.dp.astype(int),
         "ep": lay.ep.astype(int),
         "gpus": gpus_used.astype(int),
         "batch": batch.astype(int),

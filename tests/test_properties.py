@@ -70,8 +70,8 @@ def test_throughput_never_falls_with_batch_while_memory_bound(model, gpu, prec, 
     if len(r) == 0:
         return
     c = r.columns
-    for ep in np.unique(c["ep"]):
-        sel = np.flatnonzero(c["ep"] == ep)
+    for ep, dp in {(int(e), int(d)) for e, d in zip(c["ep"], c["dp"])}:
+        sel = np.flatnonzero((c["ep"] == ep) & (c["dp"] == dp))
         sel = sel[np.argsort(c["batch"][sel])]
         batch, tput = c["batch"][sel], c["output_tokens_per_s"][sel]
         bound = c["decode_bound"][sel]
@@ -123,7 +123,7 @@ def test_more_tp_never_raises_weight_memory_per_gpu(model, pp, prec):
        isl=input_lengths, osl=output_lengths)
 def test_more_tp_never_raises_memory_used_per_gpu(model, gpu, prec, isl, osl):
     r = run_sweep(model, [gpu], [prec], isl, osl, tps=[1, 2, 4, 8], pps=[1],
-                  batches=np.array([1.0]), eps=[1])
+                  batches=np.array([1.0]), eps=[1], dps=[1])
     if len(r) < 2:
         return
     c = r.columns
@@ -150,7 +150,7 @@ def test_cost_identity_every_row(model, isl, osl, engine):
     # $/h = GPUs x the GPU's hourly price
     price = np.array([CAT.gpu(g).price.usd_per_gpu_hour for g in c["gpu"]])
     np.testing.assert_allclose(c["usd_per_hour"], c["gpus"] * price, rtol=1e-12)
-    assert np.all(c["gpus"] == c["tp"] * c["pp"])
+    assert np.all(c["gpus"] == c["tp"] * c["pp"] * c["dp"])
     # per-GPU throughput and per-user speed are consistent with the totals
     np.testing.assert_allclose(c["output_tokens_per_s_per_gpu"] * c["gpus"],
                                c["output_tokens_per_s"], rtol=1e-12)
