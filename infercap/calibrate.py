@@ -308,7 +308,6 @@ def calibrate(
     after_train = predict(prep, override_for(x_train))
     x_all, live_all = _fit_with(prep, used, params, override_for, None, x_start=x_train)
     after_all = predict(prep, override_for(x_all))
-    live_params = [params[j] for j in live_all]
     values = x_all[live_all]
     insensitive = sorted({params[j].label for j in range(len(params)) if j not in live_all})
     # record shared GPU memberships in the labels
@@ -366,7 +365,8 @@ def _fit_with(prep: Prepared, mask: np.ndarray, params: list[Param],
     meas = np.array([c.value for c in prep.cases])
     lo = np.array([p.lower for p in params])
     hi = np.array([p.upper for p in params])
-    x0 = np.clip(np.array([p.prior for p in params]) if x_start is None else x_start, lo, hi)
+    prior = np.clip(np.array([p.prior for p in params]), lo, hi)
+    x0 = prior if x_start is None else np.clip(x_start, lo, hi)
 
     def residual(x: np.ndarray) -> np.ndarray:
         pred = predict(prep, override_for(x))
@@ -392,7 +392,7 @@ def _fit_with(prep: Prepared, mask: np.ndarray, params: list[Param],
     # a weak prior: each figure is pulled towards its starting value as if by PRIOR_CASES cases
     # whose log error equals its move in units of half its allowed range. Figures the data
     # determine move freely; figures the data barely touch stay near their physical prior.
-    u0 = (x0[live] - lo[live]) / np.maximum(hi[live] - lo[live], 1e-12)
+    u0 = (prior[live] - lo[live]) / np.maximum(hi[live] - lo[live], 1e-12)
     k = np.sqrt(PRIOR_CASES) * 2.0
 
     def res_reg(xs: np.ndarray) -> np.ndarray:

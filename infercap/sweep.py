@@ -15,7 +15,8 @@ import numpy as np
 from infercap.arch import Arch, arch_of
 from infercap.catalog import GPU, Model
 from infercap.inputs import gather, tabulate
-from infercap.perf import Layout, kv_budget_per_gpu, max_sequences, weight_bytes_per_gpu
+from infercap.perf import (Layout, kv_bytes_per_sequence, max_sequences, weight_bytes_per_gpu,
+                           workspace_bytes_per_gpu)
 from infercap.precision import Precision
 from infercap.profile import Profile, Resolver
 from infercap.serving import steady_state
@@ -231,13 +232,9 @@ def _assemble(model, a: Arch, t, gi, qi, lay, byt, figs, rates, batch, fit, s, i
     tok_s = s.output_tokens_per_s
     in_tok_s = tok_s * isl / osl
     weights = weight_bytes_per_gpu(a, lay, byt)
-    budget = kv_budget_per_gpu(a, lay, byt, figs, rates)
-    from infercap.perf import kv_bytes_per_sequence, workspace_bytes_per_gpu
-
     kv_used = batch / lay.dp * kv_bytes_per_sequence(a, lay, byt, isl + osl)
     mem_used = weights + workspace_bytes_per_gpu(a, lay, figs) + kv_used
     mem_used = mem_used + figs.runtime_reserved_gib * 2**30
-    del budget
     st = s.decode
     comp = np.where(st.gemm_compute >= st.gemm_memory, st.gemm, 0.0)
     mem = np.where(st.gemm_compute < st.gemm_memory, st.gemm, 0.0) + st.attention

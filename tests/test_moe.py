@@ -118,3 +118,34 @@ def test_layouts_reject_what_cannot_run_and_say_why():
     assert ((lays.dp == 4) & (lays.ep == 4)).any()  # wide EP with DP attention is explored
     dense = layouts_for(CAT.model("llama-3.1-8b"), [1, 2], [1], dps=[1, 4])
     assert np.all(dense.dp == 1)  # plain DP replicas of dense models are not separate layouts
+
+
+@pytest.mark.parametrize("model,expected", [
+    # KV bytes per token at full context, bf16: 2 (K,V) x KV heads x head_dim x layers x 2 B
+    ("mixtral-8x7b", 2 * 8 * 128 * 32 * 2),        # 131,072 B = 128 KiB
+    ("qwen3-235b-a22b", 2 * 4 * 128 * 94 * 2),     # 192,512 B = 188 KiB
+    ("llama-4-maverick", 2 * 8 * 128 * 48 * 2),    # 196,608 B = 192 KiB (before chunking)
+    ("gpt-oss-120b", 2 * 8 * 64 * 36 * 2),         # 73,728 B = 72 KiB (before the window)
+    ("deepseek-v3", (512 + 64) * 61 * 2),          # 70,272 B: MLA latent + rope key
+])
+def test_kv_bytes_per_token_of_frontier_models(model, expected):
+    assert arch_of(CAT.model(model)).kv_bytes_per_token(2.0) == expected
+
+
+def test_precision_runs_only_at_rates_the_gpu_has():
+    from infercap.precision import PRESETS, compute_mode
+
+    a100, h100, b200 = CAT.gpu("a100-sxm-80gb"), CAT.gpu("h100-sxm"), CAT.gpu("b200")
+    # fp8 on A100 (no fp8 tensor cores): weight-only, at the bf16 rate
+    m = compute_mode(a100, PRESETS["fp8"])
+    assert m.weight_only and m.dtype == "bf16" and m.tflops == a100.dense_tflops["bf16"]
+    # fp8 on H100: the fp8 rate; fp4 on H100: weight-only at bf16 (the sweep does not offer it)
+    assert compute_mode(h100, PRESETS["fp8"]).tflops == h100.dense_tflops["fp8"]
+    assert compute_mode(h100, PRESETS["fp4"]).weight_only
+    assert compute_mode(b200, PRESETS["fp4"]).tflops == b200.dense_tflops["fp4"]
+    # int4 and mxfp4 are weight-only everywhere (W4A16)
+    assert compute_mode(b200, PRESETS["int4"]).dtype == "bf16"
+    assert compute_mode(b200, PRESETS["mxfp4"]).weight_only
+    # T4 has no bf16: 16-bit runs as fp16
+    t4 = CAT.gpu("t4")
+    assert compute_mode(t4, PRESETS["bf16"]).dtype == "fp16"
