@@ -182,6 +182,9 @@ def plan(
                                                     "ranks for MoE models, experts sharded "
                                                     "over them (default 1,2,4,8,16,32).")]
     = None,
+    gpus_per_instance: Annotated[Optional[List[str]], typer.Option(
+        "--gpus-per-instance", help="Sweep every layout (tp x pp x dp, every EP size) with "
+        "exactly these GPU counts, instead of the --tp/--pp/--dp lists.")] = None,
     max_ttft_ms: Annotated[float, typer.Option("--max-ttft-ms", min=0,
                                                help="SLO: time to first token; 0 = none.")]
     = 2000.0,
@@ -250,14 +253,15 @@ def plan(
     res = _resolver(profile)
     tps, pps = _ints(tp, "--tp") or [1, 2, 4, 8], _ints(pp, "--pp") or [1, 2, 4]
     dps = _ints(dp, "--dp") or [1, 2, 4, 8, 16, 32]
-    from infercap.sweep import layouts_for
+    from infercap.sweep import layouts_for, layouts_for_counts
 
-    lays = layouts_for(mdl, tps, pps, None, dps)
+    counts = _ints(gpus_per_instance, "--gpus-per-instance")
+    lays = layouts_for_counts(mdl, counts) if counts else layouts_for(mdl, tps, pps, None, dps)
     if len(lays.tp) == 0:
         why = "; ".join(sorted({w for *_, w in lays.rejected}))
         raise UsageError(f"no layout can run {mdl.id}: {why}", key="--tp/--pp")
     r = sweep(mdl, gpus, precs, Workload(input_tokens, output_tokens), res, eng, tps=tps,
-              pps=pps, dps=dps)
+              pps=pps, dps=dps, gpu_counts=counts or None)
     if verbose and not quiet:
         for note in r.notes:
             _err(f"infercap: {note}")

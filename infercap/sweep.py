@@ -53,12 +53,37 @@ DEFAULT_DP = (1, 2, 4, 8, 16, 32)
 MAX_STAGE_GPUS = 64
 
 
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def layouts_for_counts(model: Model, counts: Sequence[int]) -> Layouts:
+    """Every factorisation of each GPU count into tp x pp x dp (dp only for MoE models), with
+    every EP size that divides dp x tp and the experts: all valid layouts, not a subset."""
+    a = arch_of(model)
+    parts: list[Layouts] = []
+    for n in counts:
+        for tp in divisors(n):
+            for pp in divisors(n // tp):
+                dp = n // (tp * pp)
+                if dp > 1 and not a.num_experts:
+                    continue
+                eps = [e for e in divisors(tp * dp)] if a.num_experts else [1]
+                parts.append(layouts_for(model, [tp], [pp], eps, [dp], max_stage_gpus=n))
+    if not parts:
+        return Layouts(*(np.zeros(0) for _ in range(4)))
+    rejected = [x for p in parts for x in p.rejected]
+    return Layouts(*(np.concatenate([getattr(p, k) for p in parts]) for k in
+                     ("tp", "pp", "ep", "dp")), rejected)
+
+
 def layouts_for(
     model: Model,
     tps: Sequence[int],
     pps: Sequence[int],
     eps: Sequence[int] | None = None,
     dps: Sequence[int] = DEFAULT_DP,
+    max_stage_gpus: int = MAX_STAGE_GPUS,
 ) -> Layouts:
     """Every (tp, pp, dp, ep) the model can run. Dense models: TP x PP (DP replicas of a whole
     instance cost the same per GPU). MoE models also: DP attention over ``dps`` ranks with the
@@ -70,7 +95,7 @@ def layouts_for(
     rejected: list[tuple[int, int, int, int, str]] = []
     for tp in tps:
         for dp in (sorted(set(dps)) if a.num_experts else [1]):
-            if tp * dp > MAX_STAGE_GPUS:
+            if tp * dp > max_stage_gpus:
                 continue
             if eps is not None:
                 ep_choices = sorted({e for e in eps if e >= 1})
@@ -175,6 +200,7 @@ def sweep(
     batches: np.ndarray | None = None,
     eps: Sequence[int] | None = None,
     dps: Sequence[int] = DEFAULT_DP,
+    gpu_counts: Sequence[int] | None = None,
 ) -> Result:
     """Evaluate every GPU x layout x precision x batch for one model and workload.
 
@@ -184,7 +210,8 @@ def sweep(
     """
     a = arch_of(model)
     batches = default_batches() if batches is None else np.asarray(batches, dtype=float)
-    lays = layouts_for(model, tps, pps, eps, dps)
+    lays = (layouts_for_counts(model, gpu_counts) if gpu_counts
+            else layouts_for(model, tps, pps, eps, dps))
     t = tabulate(gpus, precisions, resolver, engine)
     G, Q, L, B = len(gpus), len(precisions), len(lays.tp), len(batches)
     notes = [f"layout tp={tp} pp={pp} dp={dp} ep={ep} rejected: {why}"

@@ -149,3 +149,26 @@ def test_precision_runs_only_at_rates_the_gpu_has():
     # T4 has no bf16: 16-bit runs as fp16
     t4 = CAT.gpu("t4")
     assert compute_mode(t4, PRESETS["bf16"]).dtype == "fp16"
+
+
+def test_layouts_for_a_gpu_count_are_every_factorisation():
+    from infercap.sweep import layouts_for_counts
+
+    dense = layouts_for_counts(CAT.model("llama-3.1-70b"), [8])
+    assert sorted(zip(dense.tp.astype(int), dense.pp.astype(int))) == [
+        (1, 8), (2, 4), (4, 2), (8, 1)]
+    assert np.all(dense.tp * dense.pp * dense.dp == 8)
+    moe = layouts_for_counts(CAT.model("mixtral-8x7b"), [4])
+    got = {(int(t), int(p), int(d), int(e)) for t, p, d, e in
+           zip(moe.tp, moe.pp, moe.dp, moe.ep)}
+    # tp x pp x dp = 4, every EP that divides dp x tp (and the 8 experts)
+    expect = set()
+    for tp in (1, 2, 4):
+        for pp in (1, 2, 4):
+            if 4 % (tp * pp):
+                continue
+            dp = 4 // (tp * pp)
+            for ep in (1, 2, 4):
+                if (tp * dp) % ep == 0:
+                    expect.add((tp, pp, dp, ep))
+    assert got == expect
