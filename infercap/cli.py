@@ -452,6 +452,59 @@ def figures(
     write_output(render(rows, cols, _format(fmt)), None)
 
 
+@app.command()
+def explain(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id.")] = "llama-3.1-70b",
+    gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU id.")] = "h100-sxm",
+    precision: Annotated[str, typer.Option("--precision", "-p", help="Precision preset.")]
+    = "fp8",
+    tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel size.")] = 4,
+    pp: Annotated[int, typer.Option("--pp", min=1, help="Pipeline stages.")] = 1,
+    dp: Annotated[int, typer.Option("--dp", min=1, help="DP-attention ranks (MoE).")] = 1,
+    ep: Annotated[int, typer.Option("--ep", min=1, help="Expert-parallel size (MoE).")] = 1,
+    batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Concurrent sequences.")]
+    = 64,
+    input_tokens: Annotated[int, typer.Option("--input-tokens", "-i", min=1)] = 2048,
+    output_tokens: Annotated[int, typer.Option("--output-tokens", "-n", min=1)] = 256,
+    engine: Annotated[str, typer.Option("--engine", help="Engine profile.")] = "trtllm",
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Calibration profile.")]
+    = None,
+    catalog: CatalogOpt = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="table (a tree) or "
+                                               "json (default: table on a terminal, else "
+                                               "json).")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Explain one configuration: where the time goes in prefill and a decode step, compute-
+    or memory-bound and by how much, where the memory goes, and which figures were applied.
+
+    Example: infercap explain -m llama-3.1-8b -g h100-sxm -p bf16 --tp 1 -b 32
+    """
+    import json as _json
+
+    from infercap.catalog import load_catalog
+    from infercap.errors import UsageError
+    from infercap.explain import explain as run
+    from infercap.precision import PRESETS
+    from infercap.profile import engine_profile_for, load_profile
+    from infercap.render import explain_text, write_output
+
+    _check_output(output)
+    if fmt not in (None, "table", "json"):
+        raise UsageError(f"expected table or json, got {fmt!r}", key="--format")
+    if precision not in PRESETS:
+        raise UsageError(f"expected one of {', '.join(PRESETS)}, got {precision!r}",
+                         key="--precision")
+    cat = load_catalog(catalog or [])
+    eng = engine_profile_for(engine) or load_profile(engine)
+    d = run(cat.model(model), cat.gpu(gpu), PRESETS[precision], tp, pp, batch, input_tokens,
+            output_tokens, _resolver(profile), eng, ep=ep, dp=dp)
+    as_json = fmt == "json" or (fmt is None and not sys.stdout.isatty())
+    text = _json.dumps(d, indent=2, allow_nan=False, default=float) + "\n" if as_json \
+        else explain_text(d)
+    write_output(text, output)
+
+
 # ---------------------------------------------------------------- validate / calibrate
 
 VALIDATE_COLUMNS = ("id", "metric", "measured", "predicted", "error_pct", "skipped", "scenario",

@@ -150,3 +150,57 @@ def render(
     if fmt is Format.json:
         return to_json(rows, columns)
     return to_table(rows, table_columns or columns, headers, title)
+
+
+def explain_text(d: dict[str, Any], width: int = 110) -> str:
+    """The `infercap explain` result as a rich tree (plain text when not on a terminal)."""
+    from rich.console import Console
+    from rich.tree import Tree
+
+    lay = d["layout"]
+    root = Tree(f"{d['model']} on {lay['gpus']} x {d['gpu']} (tp={lay['tp']} pp={lay['pp']} "
+                f"dp={lay['dp']} ep={lay['ep']}), {d['precision']}, engine profile "
+                f"{d['engine_profile']}")
+    c = d["compute"]
+    root.add(f"compute: {c['dtype']} at {_fmt(c['dense_peak_tflops'])} dense TFLOPS, "
+             f"{_fmt(c['memory_bandwidth_tb_per_s'])} TB/s ({c['note']})")
+    m = d["memory_per_gpu"]
+    mem = root.add(f"memory per GPU: {_fmt(m['capacity_gib'])} GiB, "
+                   f"{'fits' if m['fits'] else 'DOES NOT FIT'} "
+                   f"(up to {_fmt(m['max_sequences_that_fit'])} sequences)")
+    for k in ("weights_gib", "kv_cache_gib", "workspace_gib", "reserved_gib", "free_gib"):
+        mem.add(f"{k.replace('_gib', '').replace('_', ' ')}: {_fmt(m[k])} GiB")
+    mem.add(f"KV cache per sequence: {_fmt(m['kv_cache_per_sequence_mib'])} MiB")
+    for key, title in (("prefill", "prefill of one prompt"), ("decode_step", "decode step")):
+        s = d[key]
+        head = (f"{title}: {_fmt(s['total_ms'])} ms per stage"
+                + (f" (prompt {s['prompt_tokens']} tokens, {_fmt(s['latency_ms'])} ms through "
+                   "all stages)" if key == "prefill" else
+                   f" at context {_fmt(s['context_tokens'])} "
+                   f"({_fmt(s['time_per_output_token_ms'])} ms per token)"))
+        node = root.add(head)
+        total = max(s["total_ms"], 1e-12)
+        for part in ("gemm_ms", "attention_ms", "activation_io_ms", "communication_ms",
+                     "layer_overhead_ms"):
+            node.add(f"{part[:-3].replace('_', ' ')}: {_fmt(s[part])} ms "
+                     f"({100 * s[part] / total:.0f}%)")
+        node.add(f"GEMMs {s['gemm_bound']}-bound: compute {_fmt(s['gemm_compute_ms'])} ms vs "
+                 f"memory {_fmt(s['gemm_memory_ms'])} ms; intensity "
+                 f"{_fmt(s['gemm_arithmetic_intensity_flop_per_byte'])} FLOP/B vs ridge "
+                 f"{_fmt(s['ridge_point_flop_per_byte'])} "
+                 f"(x{_fmt(s['intensity_over_ridge'])})")
+        if s["host_bound"]:
+            node.add(f"CPU dispatch bound: {_fmt(s['host_dispatch_ms'])} ms")
+    sv = d["serving"]
+    srv = root.add(f"serving at batch {sv['batch']}")
+    for k in ("ttft_ms", "tpot_ms", "e2e_latency_s", "output_tokens_per_s",
+              "output_tokens_per_s_per_gpu", "prefill_share_of_gpu_time", "usd_per_hour",
+              "usd_per_m_output_tokens"):
+        srv.add(f"{k}: {_fmt(sv[k])}")
+    figs = root.add("efficiency figures applied")
+    for name, fig in d["figures"].items():
+        figs.add(f"{name} = {_fmt(fig['value'])}  [{fig['source']}]")
+    buf = io.StringIO()
+    Console(file=buf, width=width, force_terminal=False, color_system=None,
+            markup=False).print(root)
+    return buf.getvalue()
