@@ -388,29 +388,71 @@ def gpus(
 
 @app.command()
 def models(
-    model_id: Annotated[Optional[str], typer.Argument(help="Show one model in full (JSON).")]
+    args: Annotated[Optional[List[str]], typer.Argument(
+        help="ID to show one model in full (JSON), or: import CONFIG.json", show_default=False)]
     = None,
+    model_id_opt: Annotated[Optional[str], typer.Option("--id", help="With import: the id of "
+                                                        "the new entry.")] = None,
     catalog: CatalogOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """List the model catalog (parameter counts computed from the architecture), or show one.
+    """List the model catalog (parameter counts computed from the architecture), show one, or
+    import a Hugging Face config.json as a catalog entry (YAML on stdout or -o FILE).
 
-    Example: infercap models ; infercap models deepseek-v3
+    Example: infercap models ; infercap models deepseek-v3 ;
+    infercap models import config.json --id my-model -o my-catalog/models/my-model.yaml
     """
     from infercap.catalog import load_catalog
+    from infercap.errors import UsageError
     from infercap.render import render, write_output
 
+    _check_output(output)
+    args = list(args or [])
+    if args and args[0] == "import":
+        if len(args) != 2:
+            raise UsageError("expected: infercap models import CONFIG.json [--id ID]",
+                             key="import")
+        write_output(_import_config(Path(args[1]), model_id_opt), output)
+        return
+    if len(args) > 1:
+        raise UsageError(f"expected one model id, got {' '.join(args)}", key="ID")
     cat = load_catalog(catalog or [])
-    if model_id:
-        m = cat.model(model_id)
-        text = _show(m)
-        write_output(text, output)
+    if args:
+        write_output(_show(cat.model(args[0])), output)
         return
     rows = [_model_row(m) for m in sorted(cat.models.values(), key=lambda m: m.id)]
     table = ("id", "params_b", "active_params_b", "published_params_b", "layers", "hidden_size",
              "heads", "kv_heads", "experts", "attention", "kv_kib_per_token_bf16", "max_context")
     write_output(render(rows, MODEL_COLUMNS, _format(fmt), table_columns=table), output)
+
+
+def _import_config(path: Path, model_id: Optional[str]) -> str:
+    import json
+
+    import yaml
+
+    from infercap.catalog import parse_model
+    from infercap.errors import UsageError
+    from infercap.hfimport import convert
+
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read ({exc.strerror or exc})", key="CONFIG.json",
+                         file=str(path)) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"expected JSON ({exc})", key="CONFIG.json", file=str(path)) from None
+    try:
+        entry, warnings = convert(cfg, model_id)
+    except UsageError as exc:
+        raise UsageError(exc.detail, key=exc.key, file=str(path)) from None
+    parse_model(entry, str(path))  # the result must load as a catalog entry
+    for w in warnings:
+        _err(f"infercap: {path}: {w}")
+    return ("# Imported by `infercap models import` from " + str(path.name) + "; check it, and "
+            "set params_published from the model card.\n"
+            + yaml.safe_dump(entry, sort_keys=False, width=100))
 
 
 @app.command()
