@@ -182,3 +182,61 @@ def check_id(value: Any) -> str | None:
     if not isinstance(value, str) or not ID_RE.match(value):
         return "expected an id of lower-case letters, digits, '.', '-', '_'"
     return None
+
+
+def to_json_schema(schema: Schema, title: str = "") -> dict[str, Any]:
+    """The same rules as a JSON Schema (draft 2020-12), for editors (yaml-language-server)."""
+
+    def field(spec: Field) -> dict[str, Any]:
+        if spec.kind in ("number", "int"):
+            out: dict[str, Any] = {"type": "integer" if spec.kind == "int" else "number"}
+            if spec.positive:
+                out["exclusiveMinimum"] = 0
+            if spec.minimum is not None:
+                out["minimum"] = spec.minimum
+            if spec.maximum is not None:
+                out["maximum"] = spec.maximum
+            return out
+        if spec.kind == "str":
+            out = {"type": "string", "minLength": 1}
+            if spec.choices:
+                out["enum"] = list(spec.choices)
+            return out
+        if spec.kind == "date":
+            return {"type": "string", "minLength": 1}
+        if spec.kind == "bool":
+            return {"type": "boolean"}
+        if spec.kind == "map":
+            assert spec.schema is not None
+            return to_json_schema(spec.schema)
+        if spec.kind == "strmap":
+            return {"type": "object", "minProperties": 1,
+                    "additionalProperties": {"type": "string", "minLength": 1}}
+        if spec.kind == "numbermap":
+            value: dict[str, Any] = {"type": "number"}
+            if spec.minimum is not None:
+                value["minimum"] = spec.minimum
+            else:
+                value["exclusiveMinimum"] = 0
+            out = {"type": "object", "minProperties": 1}
+            if spec.keys is not None:
+                out["properties"] = {k: value for k in spec.keys}
+                out["additionalProperties"] = False
+            else:
+                out["additionalProperties"] = value
+            return out
+        if spec.kind == "list_str":
+            return {"type": "array", "items": {"type": "string"}}
+        return {}
+
+    out: dict[str, Any] = {
+        "type": "object",
+        "properties": {k: field(v) for k, v in schema.fields.items()},
+        "required": [k for k, v in schema.fields.items() if v.required],
+        "additionalProperties": False,
+    }
+    if schema.one_of:
+        out["oneOf"] = [{"required": [k]} for group in schema.one_of for k in group]
+    if title:
+        out = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, **out}
+    return out

@@ -547,6 +547,53 @@ def explain(
     write_output(text, output)
 
 
+SCHEMA_KINDS = ("hardware", "model", "profile", "measurements")
+
+
+def schema_document(kind: str) -> dict:  # type: ignore[type-arg]
+    from infercap._schema import Field, Schema, to_json_schema
+    from infercap.catalog import HARDWARE_SCHEMA, MODEL_SCHEMA
+    from infercap.measurements import CASE_SCHEMA
+    from infercap.profile import FIGURES_SCHEMA, PROFILE_SCHEMA
+
+    if kind == "hardware":
+        return to_json_schema(HARDWARE_SCHEMA, "infercap hardware catalog entry")
+    if kind == "model":
+        return to_json_schema(MODEL_SCHEMA, "infercap model catalog entry")
+    if kind == "profile":
+        doc = to_json_schema(PROFILE_SCHEMA, "infercap efficiency profile")
+        doc["properties"]["gpus"] = {"type": "object",
+                                     "additionalProperties": to_json_schema(FIGURES_SCHEMA)}
+        return doc
+    case = to_json_schema(CASE_SCHEMA)
+    return to_json_schema(Schema({"cases": Field("any", required=True)}),
+                          "infercap measurement file") | {
+        "properties": {"cases": {"type": "array", "items": case}}}
+
+
+@app.command()
+def schema(
+    kind: Annotated[str, typer.Argument(help="hardware, model, profile or measurements.")],
+    output: OutputOpt = None,
+) -> None:
+    """Print the JSON Schema of a catalog, profile or measurement file, for editors.
+
+    Example: infercap schema hardware -o hardware.schema.json, then put
+    `# yaml-language-server: $schema=hardware.schema.json` at the top of a YAML file.
+    """
+    import json
+
+    from infercap.errors import UsageError
+
+    _check_output(output)
+    if kind not in SCHEMA_KINDS:
+        raise UsageError(f"expected one of {', '.join(SCHEMA_KINDS)}, got {kind!r}", key="KIND")
+    write_output_json = json.dumps(schema_document(kind), indent=2) + "\n"
+    from infercap.render import write_output
+
+    write_output(write_output_json, output)
+
+
 # ---------------------------------------------------------------- validate / calibrate
 
 VALIDATE_COLUMNS = ("id", "metric", "measured", "predicted", "error_pct", "skipped", "scenario",
