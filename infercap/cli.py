@@ -357,21 +357,36 @@ def _show(obj) -> str:  # type: ignore[no-untyped-def]
 
 @app.command()
 def gpus(
-    gpu_id: Annotated[Optional[str], typer.Argument(help="Show one GPU in full (JSON).")] = None,
+    args: Annotated[Optional[List[str]], typer.Argument(
+        help="ID to show one GPU in full (JSON), or: add NEW_ID", show_default=False)] = None,
+    from_gpu: Annotated[str, typer.Option("--from", help="With add: the entry to start from.")]
+    = "h100-sxm",
     catalog: CatalogOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """List the accelerator catalog, or show one entry with its sources.
+    """List the accelerator catalog, show one entry with its sources, or start a new entry
+    from an existing one (`add`: YAML to edit, on stdout or -o FILE).
 
-    Example: infercap gpus -f csv ; infercap gpus h100-sxm
+    Example: infercap gpus -f csv ; infercap gpus h100-sxm ;
+    infercap gpus add my-gpu --from h200-sxm -o my-catalog/hardware/my-gpu.yaml
     """
     from infercap.catalog import load_catalog
+    from infercap.errors import UsageError
     from infercap.render import render, write_output
 
+    _check_output(output)
+    args = list(args or [])
     cat = load_catalog(catalog or [])
-    if gpu_id:
-        write_output(_show(cat.gpu(gpu_id)), output)
+    if args and args[0] == "add":
+        if len(args) != 2:
+            raise UsageError("expected: infercap gpus add NEW_ID [--from GPU]", key="add")
+        write_output(_gpu_template(cat.gpu(from_gpu), args[1]), output)
+        return
+    if len(args) > 1:
+        raise UsageError(f"expected one GPU id, got {' '.join(args)}", key="ID")
+    if args:
+        write_output(_show(cat.gpu(args[0])), output)
         return
     rows = [_gpu_row(g) for g in sorted(cat.gpus.values(), key=lambda g: g.id)]
     table = ("id", "memory_gib", "memory_bandwidth_tb_per_s", "bf16_dense_tflops",
@@ -384,6 +399,54 @@ def gpus(
                "memory_gib": "GiB", "price_provider": "price from"}
     write_output(render(rows, GPU_COLUMNS, _format(fmt), table_columns=table, headers=headers),
                  output)
+
+
+def _gpu_template(base, new_id: str) -> str:  # type: ignore[no-untyped-def]
+    """A new hardware entry: the fields of ``base`` under a new id, every source marked for
+    replacement, so that the file loads and plans at once and says what to check."""
+    from pathlib import Path as _P
+
+    from infercap._schema import check_id
+    from infercap.errors import UsageError
+
+    problem = check_id(new_id)
+    if problem:
+        raise UsageError(f"{problem}, got {new_id!r}", key="NEW_ID")
+    text = _P(base.path).read_text(encoding="utf-8")
+    lines, out, in_sources, in_notes = text.splitlines(), [], False, False
+    for line in lines:
+        if line.startswith("id:"):
+            line = f"id: {new_id}"
+        elif line.startswith("name:"):
+            line = f"name: '{new_id} (from {base.id}, edit every value and its source)'"
+        elif line.startswith("efficiency:") or line.startswith("  gemm_") or \
+                line.startswith("  memory_bandwidth_fraction"):
+            if not in_sources:
+                continue  # measured figures belong to the GPU they were measured on
+        if line.startswith("sources:"):
+            in_sources = True
+            out.append(line)
+            continue
+        if in_sources and line.startswith("  ") and not line.startswith("    "):
+            key = line.split(":", 1)[0].strip()
+            if key == "efficiency":
+                continue
+            line = f"  {key}: 'TO CHECK: copied from {base.id}; cite where the value was read'"
+        elif in_sources and line.startswith("    "):
+            continue
+        elif in_sources and not line.startswith(" "):
+            in_sources = False
+        if line.startswith("notes:"):
+            in_notes = True
+            continue
+        if in_notes and line.startswith(" "):
+            continue
+        in_notes = False
+        out.append(line)
+    header = (f"# yaml-language-server: $schema=infercap/schemas/hardware.schema.json\n"
+              f"# New accelerator started from {base.id} by `infercap gpus add`: replace every "
+              "value and its source (docs/catalogs.md).\n")
+    return header + "\n".join(out) + "\n"
 
 
 @app.command()

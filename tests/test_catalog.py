@@ -406,3 +406,18 @@ def test_unknown_gpu_id_in_plan(run_cli):
 def test_unknown_model_id_in_plan(run_cli):
     line = assert_clean_error(*run_cli(["plan", "--model", "nope-7b", "-f", "csv"]))
     assert "'nope-7b'" in line and "unknown model id" in line
+
+
+def test_gpus_add_starts_a_loadable_entry_that_asks_for_sources(run_cli, tmp_path):
+    (tmp_path / "hardware").mkdir()
+    target = tmp_path / "hardware" / "my-gpu.yaml"
+    rc, out, err = run_cli(["gpus", "add", "my-gpu", "--from", "h200-sxm", "-o", target])
+    assert rc == 0, err
+    text = target.read_text(encoding="utf-8")
+    assert "id: my-gpu" in text and "TO CHECK" in text and "efficiency" not in text
+    rc, out, err = run_cli(["plan", "-m", "llama-3.1-8b", "--gpu", "my-gpu", "--catalog",
+                            tmp_path, "-f", "csv", "-q"])
+    assert rc == 0, err
+    assert "my-gpu" in out
+    line = assert_clean_error(*run_cli(["gpus", "add", "Bad_Id"]))
+    assert "key 'NEW_ID'" in line
