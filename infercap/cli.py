@@ -215,6 +215,13 @@ def plan(
     quiet: QuietOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list, on stderr, the "
                                           "layouts and precisions left out and why.")] = False,
+    pareto: Annotated[bool, typer.Option("--pareto", help="Print the Pareto frontier (throughput "
+                                         "per GPU against tokens/s per user): a chart on the "
+                                         "table format, the frontier's points in CSV/JSON.")]
+    = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the Pareto frontier as "
+                                                 "an image (.png/.svg/.pdf; needs "
+                                                 "'infercap[plot]').")] = None,
 ) -> None:
     """Sweep GPUs x TP x PP x batch x precision for a model and workload; print the best.
 
@@ -276,6 +283,44 @@ def plan(
     r = apply_slos(r, max_ttft_ms or None, max_tpot_ms or None,
                    min_tokens_per_s_per_user or None, max_gpus or None)
     r = mark_pareto(r)
+    if pareto or plot is not None:
+        import numpy as np
+
+        from infercap.sweep import concat
+
+        # each GPU's own frontier (the `pareto` column keeps the frontier over all GPUs)
+        fronts = []
+        for g in sorted(set(r.columns["gpu"])):
+            sub = mark_pareto(r.take(np.flatnonzero(r.columns["gpu"] == g)))
+            fronts.append(sub.take(np.flatnonzero(sub.columns["pareto"])))
+        front = concat(fronts)
+        front = mark_pareto(front)
+        front = front.take(np.lexsort((front.columns["tokens_per_s_per_user"],
+                                       front.columns["gpu"])))
+        series = []
+        for g in sorted(set(front.columns["gpu"])):
+            sel = front.columns["gpu"] == g
+            series.append((str(g), front.columns["tokens_per_s_per_user"][sel].tolist(),
+                           front.columns["output_tokens_per_s_per_gpu"][sel].tolist()))
+        title = (f"Pareto frontiers per GPU: {mdl.id}, {input_tokens} in / {output_tokens} "
+                 f"out ({len(front)} points; `pareto` = on the frontier over all GPUs)")
+        if plot is not None:
+            from infercap.render import plot_file
+
+            plot_file(plot, series, "tokens/s per user", "output tokens/s per GPU", title)
+        if pareto:
+            if not quiet:
+                _err(f"infercap: {mdl.id}: {len(front)} configurations on the GPUs' Pareto "
+                     f"frontiers, of {len(r)} meeting the SLOs")
+            if form is form.table:
+                from infercap.render import text_chart
+
+                text = text_chart(series, "tokens/s per user", "output tokens/s per GPU",
+                                  title)
+            else:
+                text = render(front.rows(), COLUMNS, form)
+            write_output(text, output)
+            return
     r = rank(r, objective, top or None, per_gpu)
     if not quiet:
         _err(f"infercap: {mdl.id}, {input_tokens} in / {output_tokens} out, engine profile "
@@ -579,6 +624,12 @@ def explain(
                                                "json (default: table on a terminal, else "
                                                "json).")] = None,
     output: OutputOpt = None,
+    chart: Annotated[bool, typer.Option("--chart", help="Also chart decode step time and "
+                                        "throughput against batch size (table format).")]
+    = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the batch chart as an "
+                                                 "image (.png/.svg/.pdf; needs "
+                                                 "'infercap[plot]').")] = None,
 ) -> None:
     """Explain one configuration: where the time goes in prefill and a decode step, compute-
     or memory-bound and by how much, where the memory goes, and which figures were applied.
@@ -605,9 +656,46 @@ def explain(
     d = run(cat.model(model), cat.gpu(gpu), PRESETS[precision], tp, pp, batch, input_tokens,
             output_tokens, _resolver(profile), eng, ep=ep, dp=dp)
     as_json = fmt == "json" or (fmt is None and not sys.stdout.isatty())
-    text = _json.dumps(d, indent=2, allow_nan=False, default=float) + "\n" if as_json \
-        else explain_text(d)
+    curve = None
+    if chart or plot or as_json:
+        from infercap.explain import batch_curve
+
+        curve = batch_curve(cat.model(model), cat.gpu(gpu), PRESETS[precision], tp, pp,
+                            input_tokens, output_tokens, _resolver(profile), eng, ep=ep, dp=dp)
+    if as_json:
+        d["batch_curve"] = curve
+        text = _json.dumps(d, indent=2, allow_nan=False, default=float) + "\n"
+    else:
+        text = explain_text(d)
+        if chart and curve:
+            text += "\n" + _batch_charts(curve, d)
+    if plot is not None and curve:
+        from infercap.render import plot_file
+
+        plot_file(plot, [("decode step (ms)", curve["batch"], curve["decode_step_ms"])],
+                  "batch (sequences)", "decode step (ms)",
+                  f"{model} on {gpu}, {precision}: decode step vs batch", log_x=True)
     write_output(text, output)
+
+
+def _batch_charts(curve: dict, d: dict) -> str:  # type: ignore[type-arg]
+    from infercap.render import text_chart
+
+    mem = [i for i, b in enumerate(curve["gemm_bound"]) if b == "memory"]
+    comp = [i for i, b in enumerate(curve["gemm_bound"]) if b == "compute"]
+
+    def pick(key: str, idx: list[int]) -> tuple[list[float], list[float]]:
+        return [curve["batch"][i] for i in idx], [curve[key][i] for i in idx]
+
+    out = []
+    for key, label in (("decode_step_ms", "decode step (ms)"),
+                       ("output_tokens_per_s", "output tokens/s")):
+        series = [("GEMMs memory-bound", *pick(key, mem)),
+                  ("GEMMs compute-bound", *pick(key, comp))]
+        out.append(text_chart(series, "batch (sequences)", label,
+                              f"{label} vs batch, {d['model']} on {d['layout']['gpus']} x "
+                              f"{d['gpu']}", log_x=True))
+    return "\n".join(out)
 
 
 SCHEMA_KINDS = ("hardware", "model", "profile", "measurements")

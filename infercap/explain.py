@@ -58,6 +58,45 @@ def _step(st: Any, flops: float, nbytes: float, ridge: float) -> dict[str, Any]:
     }
 
 
+def _setup(model, gpu, precision, tp, pp, ep, dp, resolver, engine):  # type: ignore[no-untyped-def]
+    lays = layouts_for(model, [tp], [pp], [ep], [dp])
+    if len(lays.tp) == 0:
+        raise UsageError(lays.rejected[0][-1], key="layout")
+    t = tabulate([gpu], [precision], resolver, engine)
+    if not t.runnable[0, 0]:
+        raise UsageError(str(t.reason[0, 0]), key="--precision")
+    rates, f, byt = gather(t, np.array([0]), np.array([0]))
+    lay = Layout(np.array([float(tp)]), np.array([float(pp)]), np.array([float(ep)]),
+                 np.array([float(dp)]))
+    return t, rates, f, byt, lay
+
+
+def batch_curve(
+    model: Model, gpu: GPU, precision: Precision, tp: int, pp: int, input_tokens: int,
+    output_tokens: int, resolver: Resolver, engine: Profile | None, ep: int = 1, dp: int = 1,
+) -> dict[str, list[Any]]:
+    """Decode step time, throughput and what bounds decode for every batch that fits (1 to
+    the KV-cache limit, geometric): where decode turns from memory- to compute-bound."""
+    a = arch_of(model)
+    _, rates, f, byt, lay = _setup(model, gpu, precision, tp, pp, ep, dp, resolver, engine)
+    isl, osl = np.array([float(input_tokens)]), np.array([float(output_tokens)])
+    fit = _f(np.minimum(max_sequences(a, lay, byt, f, rates, isl + osl), f.max_batch_size))
+    if fit < 1:
+        raise UsageError("not even one sequence fits in memory", key="layout")
+    batches = np.unique(np.round(np.geomspace(1, fit, 48)))
+    s = steady_state(a, lay, byt, f, rates, batches, isl, osl)
+    st = s.decode
+    bound = np.where(st.gemm_compute >= st.gemm_memory, "compute", "memory")
+    return {"batch": batches.tolist(), "decode_step_ms": (_f_all(st.total) * 1e3).tolist(),
+            "tpot_ms": (s.tpot * 1e3).tolist(),
+            "output_tokens_per_s": s.output_tokens_per_s.tolist(),
+            "gemm_bound": bound.tolist()}
+
+
+def _f_all(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=float).reshape(-1)
+
+
 def explain(
     model: Model,
     gpu: GPU,
@@ -73,16 +112,7 @@ def explain(
     dp: int = 1,
 ) -> dict[str, Any]:
     a = arch_of(model)
-    lays = layouts_for(model, [tp], [pp], [ep], [dp])
-    if len(lays.tp) == 0:
-        raise UsageError(lays.rejected[0][-1], key="layout")
-    t = tabulate([gpu], [precision], resolver, engine)
-    if not t.runnable[0, 0]:
-        raise UsageError(str(t.reason[0, 0]), key="--precision")
-    gi, qi = np.array([0]), np.array([0])
-    rates, f, byt = gather(t, gi, qi)
-    lay = Layout(np.array([float(tp)]), np.array([float(pp)]), np.array([float(ep)]),
-                 np.array([float(dp)]))
+    t, rates, f, byt, lay = _setup(model, gpu, precision, tp, pp, ep, dp, resolver, engine)
     b = np.array([float(batch)])
     isl, osl = np.array([float(input_tokens)]), np.array([float(output_tokens)])
 

@@ -207,3 +207,101 @@ def explain_text(d: dict[str, Any], width: int = 110) -> str:
     Console(file=buf, width=width, force_terminal=False, color_system=None,
             markup=False).print(root)
     return buf.getvalue()
+
+
+MARKERS = "*o+x#@%&=~abcdefghijklmnopqrstuvwxyz"
+
+
+def text_chart(
+    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    x_label: str,
+    y_label: str,
+    title: str = "",
+    width: int = 72,
+    height: int = 18,
+    log_x: bool = False,
+) -> str:
+    """A scatter/line chart in plain characters (no colours, no terminal needed): one marker
+    per series, axes with their ranges, a legend."""
+    import math as _m
+
+    pts = [(x, y) for _, xs, ys in series for x, y in zip(xs, ys)
+           if _m.isfinite(x) and _m.isfinite(y) and (x > 0 or not log_x)]
+    if not pts:
+        return f"{title}\n(no points)\n"
+    fx = (lambda v: _m.log10(v)) if log_x else (lambda v: v)
+    x0, x1 = min(fx(p[0]) for p in pts), max(fx(p[0]) for p in pts)
+    y0, y1 = min(0.0, min(p[1] for p in pts)), max(p[1] for p in pts)
+    x1 = x1 if x1 > x0 else x0 + 1
+    y1 = y1 if y1 > y0 else y0 + 1
+    grid = [[" "] * width for _ in range(height)]
+    legend = []
+    for k, (name, xs, ys) in enumerate(series):
+        mark = MARKERS[k % len(MARKERS)]
+        legend.append(f"{mark} {name}")
+        for x, y in zip(xs, ys):
+            if not (_m.isfinite(x) and _m.isfinite(y)) or (log_x and x <= 0):
+                continue
+            c = int(round((fx(x) - x0) / (x1 - x0) * (width - 1)))
+            r = height - 1 - int(round((y - y0) / (y1 - y0) * (height - 1)))
+            grid[r][c] = mark
+    ylab_hi, ylab_lo = _fmt(float(y1)), _fmt(float(y0))
+    pad = max(len(ylab_hi), len(ylab_lo))
+    lines = [title] if title else []
+    lines.append(f"{y_label}")
+    for i, row in enumerate(grid):
+        lab = ylab_hi if i == 0 else (ylab_lo if i == height - 1 else "")
+        lines.append(f"{lab:>{pad}} |" + "".join(row))
+    lines.append(" " * pad + " +" + "-" * width)
+    lo = _fmt(float(10 ** x0 if log_x else x0))
+    hi = _fmt(float(10 ** x1 if log_x else x1))
+    axis = f"{lo}{' ' * max(1, width - len(lo) - len(hi))}{hi}"
+    lines.append(" " * (pad + 2) + axis)
+    lines.append(" " * (pad + 2) + x_label + (" (log scale)" if log_x else ""))
+    lines.append("   ".join(legend))
+    return "\n".join(lines) + "\n"
+
+
+def plot_file(
+    path: Path,
+    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    x_label: str,
+    y_label: str,
+    title: str = "",
+    log_x: bool = False,
+) -> None:
+    """The same chart as an image through matplotlib (the optional `plot` extra)."""
+    from infercap.errors import UsageError
+
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"expected a .png, .svg or .pdf file, got {str(path)!r}", key="--plot")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("matplotlib is not installed: pip install 'infercap[plot]'",
+                         key="--plot") from None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, xs, ys in series:
+        ax.plot(list(xs), list(ys), marker="o", markersize=3, label=name)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    folder = path.resolve().parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
