@@ -44,8 +44,17 @@ class Schema:
 
 
 def describe(value: Any) -> str:
-    """Short text of a bad value for an error message."""
-    text = repr(value)
+    """Short text of a bad value for an error message (bounded depth and length, so deeply
+    nested junk cannot exhaust the stack)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother = 3, 40, 40
+    try:
+        text = r.repr(value)
+    except RecursionError:
+        text = "..."
+    text = text.replace("\n", " ")
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({type(value).__name__})"

@@ -87,6 +87,27 @@ def _format(value: Optional[str]):  # type: ignore[no-untyped-def]
         raise UsageError(f"expected table, csv or json, got {value!r}", key="--format") from None
 
 
+class _progress:
+    """Progress on stderr for work that takes seconds: a rich status line when stderr is a
+    terminal, nothing when it is not (CI logs, pipes) or with --quiet."""
+
+    def __init__(self, quiet: bool, what: str) -> None:
+        self.quiet, self.what, self.status = quiet, what, None
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        if self.quiet or not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+
+        self.status = Console(stderr=True).status(f"infercap: {self.what}...")
+        self.status.__enter__()
+        return lambda msg: self.status.update(f"infercap: {self.what}: {msg.strip()}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+
+
 def _check_output(output: Optional[Path]) -> None:
     """Fail before any work when --output cannot be written (its folder is missing)."""
     from infercap.errors import UsageError
@@ -884,10 +905,10 @@ def calibrate(
     paths = list(files or shipped_files())
     cs = load_cases(paths)
     cat = load_catalog(catalog or [])
-    report = fit(cs, cat, engine=engine, per_gpu=per_gpu, holdout=holdout, seed=seed,
-                 base=load_profile(base) if base else None, only=_split(only) or None,
-                 scenarios=_split(scenario) or None,
-                 progress=None if quiet else _err)
+    with _progress(quiet, "calibrating") as progress:
+        report = fit(cs, cat, engine=engine, per_gpu=per_gpu, holdout=holdout, seed=seed,
+                     base=load_profile(base) if base else None, only=_split(only) or None,
+                     scenarios=_split(scenario) or None, progress=progress)
     write_output(profile_yaml(report), out)
     if not quiet:
         for line in report.lines():
