@@ -466,16 +466,21 @@ def catalog_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
 
 
 def load_catalog(extra: Iterable[str | Path] = ()) -> Catalog:
-    """Load and validate every catalog folder; see the module docstring for precedence."""
-    from infercap.yamlio import load_yaml
+    """Load and validate every catalog folder; see the module docstring for precedence.
+
+    Parsed YAML is cached per folder (``yamlio.ParseCache``: keyed by file size and
+    modification time) so that large catalogs load fast; every entry is validated on every
+    load all the same."""
+    from infercap.yamlio import ParseCache
 
     gpus: dict[str, GPU] = {}
     models: dict[str, Model] = {}
     for root in catalog_dirs(extra):
         seen: dict[tuple[str, str], str] = {}
+        cache = ParseCache(root)
         for kind, path in _files(root):
             file = str(path)
-            data = load_yaml(path, CatalogError)
+            data = cache.load(path, CatalogError)
             if data is None:
                 raise CatalogError("expected a catalog entry, got an empty file", file=file)
             kind = kind or _kind_of(data)
@@ -508,4 +513,5 @@ def load_catalog(extra: Iterable[str | Path] = ()) -> Catalog:
                 gpus[obj.id] = obj
             else:
                 models[obj.id] = obj
+        cache.save()
     return Catalog(gpus=gpus, models=models)

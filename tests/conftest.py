@@ -24,6 +24,8 @@ SHIPPED_MODELS = REPO / "models"
 
 # A user's own catalog path must not leak into the tests (in-process loads read it too).
 os.environ.pop("INFERCAP_CATALOG_PATH", None)
+# the parse cache (infercap/yamlio.py) stays out of the tests, except where a test turns it on
+os.environ["INFERCAP_NO_CACHE"] = "1"
 
 CliResult = Tuple[int, str, str]
 

@@ -421,3 +421,27 @@ def test_gpus_add_starts_a_loadable_entry_that_asks_for_sources(run_cli, tmp_pat
     assert "my-gpu" in out
     line = assert_clean_error(*run_cli(["gpus", "add", "Bad_Id"]))
     assert "key 'NEW_ID'" in line
+
+
+def test_parse_cache_speeds_up_and_never_serves_a_stale_entry(tmp_path, monkeypatch):
+    from infercap.catalog import load_catalog
+
+    monkeypatch.delenv("INFERCAP_NO_CACHE")
+    monkeypatch.setenv("INFERCAP_CACHE_DIR", str(tmp_path / "cache"))
+    cat = tmp_path / "cat"
+    target = copy_shipped("hardware", "h100-sxm", cat)
+    assert load_catalog([cat]).gpu("h100-sxm").tdp_w == 700
+    assert list((tmp_path / "cache").glob("catalog-*.pickle"))  # written
+    assert load_catalog([cat]).gpu("h100-sxm").tdp_w == 700  # served from the cache
+    text = target.read_text(encoding="utf-8").replace("tdp_w: 700", "tdp_w: 650")
+    target.write_text(text, encoding="utf-8")
+    os.utime(target, ns=(1, 1))  # even with an old timestamp: the size changed
+    assert load_catalog([cat]).gpu("h100-sxm").tdp_w == 650
+    bad = text.replace("tdp_w: 650", "tdp_w: -65")
+    target.write_text(bad, encoding="utf-8")
+    with pytest.raises(Exception, match="expected a number > 0, got -65"):
+        load_catalog([cat])  # a cached file is still validated on every load
+    (tmp_path / "cache" / next(p.name for p in (tmp_path / "cache").iterdir())).write_bytes(
+        b"garbage")
+    target.write_text(text, encoding="utf-8")
+    assert load_catalog([cat]).gpu("h100-sxm").tdp_w == 650  # a corrupt cache is no cache
