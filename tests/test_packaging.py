@@ -128,3 +128,22 @@ def test_unpacked_wheel_cli_runs(unpacked, tmp_path):
     proc = _python("", unpacked, tmp_path, "-m", "infercap", "validate", "-f", "csv", "-q")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("id,metric,measured,predicted,error_pct,skipped")
+
+
+def test_unpacked_wheel_runs_every_daily_command(unpacked, tmp_path):
+    """explain, schema, gpus add, models import, figures and the Pareto view, from the wheel."""
+    def run(*args: str) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+        proc = _python("", unpacked, tmp_path, "-m", "infercap", *args)
+        assert proc.returncode == 0, (args, proc.stderr)
+        return proc
+
+    assert json.loads(run("explain", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--tp", "1",
+                          "-f", "json").stdout)["layout"]["gpus"] == 1
+    assert json.loads(run("schema", "hardware").stdout)["title"].startswith("infercap")
+    assert "TO CHECK" in run("gpus", "add", "new-gpu").stdout
+    cfg = Path(__file__).resolve().parent / "data" / "hf-configs" / \
+        "meta-llama--Meta-Llama-3.1-8B.config.json"
+    assert "num_hidden_layers: 32" in run("models", "import", str(cfg), "--id", "x").stdout
+    assert "layer_overhead_us" in run("figures", "h100-sxm", "-f", "csv").stdout
+    assert "Pareto" in run("plan", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--pareto", "-f",
+                           "table", "-q").stdout
