@@ -587,3 +587,15 @@ def test_calibrate_bad_figure_name_exits_2(run_cli, tmp_path):
                                         "nope", "-o", tmp_path / "x.yaml"]))
     assert "key '--figures'" in line and "nope" in line
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_calibrated_profile_keeps_the_engine_settings(run_cli, tmp_path):
+    """A fitted profile replaces its base: non-figure settings (the KV-cache default of fp8
+    and fp4 checkpoints) must survive the fit."""
+    prof = tmp_path / "trt.yaml"
+    rc, out, err = run_cli(["calibrate", "--engine", "trtllm", "--figures", "step_overhead_ms",
+                            "--scenario", "rate", "--global", "-q", "-o", prof])
+    assert rc == 0, err
+    doc = yaml.safe_load(prof.read_text(encoding="utf-8"))
+    assert doc["kv_cache_default"] == {"fp8": "fp8", "fp4": "fp8", "nvfp4": "fp8"}
+    assert set(doc["figures"]) >= {"layer_overhead_us", "step_overhead_ms", "max_batch_size"}
