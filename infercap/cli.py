@@ -807,8 +807,8 @@ def validate(
 ) -> None:
     """Predict every measured case with the planner's model and report the error.
 
-    CSV/JSON print one row per case (id, metric, measured, predicted, error_pct, skipped, ...);
-    the table prints the summary per group and the target groups, on stderr-free stdout.
+    The default (table) prints the error per group and the accuracy targets; -f csv/json (or
+    --cases) print one row per case (id, metric, measured, predicted, error_pct, skipped, ...).
 
     Example: infercap validate ../shared/benchmarks/*.yaml --by gpu,model -f table
     """
@@ -819,7 +819,9 @@ def validate(
     from infercap.render import Format, render, write_output
     from infercap.validate import (TARGETS, predict, prepare, score, summarise, target_group)
 
-    form = _format(fmt)
+    # validate's report is the summary: it is the default on a terminal and in a pipe alike;
+    # per-case rows with -f csv/json or --cases
+    form = _format(fmt or "table")
     keys = _split([by])
     for k in keys:
         if k not in ("metric", "scenario", "gpu", "model", "engine"):
