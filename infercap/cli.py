@@ -258,6 +258,10 @@ def plan(
 
     form = _format(fmt)
     _check_output(output)
+    if plot is not None:
+        from infercap.render import check_plot_target
+
+        check_plot_target(plot)
     if objective not in OBJECTIVES:
         raise UsageError(f"expected one of {', '.join(OBJECTIVES)}, got {objective!r}",
                          key="--objective")
@@ -667,6 +671,10 @@ def explain(
     from infercap.render import explain_text, write_output
 
     _check_output(output)
+    if plot is not None:
+        from infercap.render import check_plot_target
+
+        check_plot_target(plot)
     if fmt not in (None, "table", "json"):
         raise UsageError(f"expected table or json, got {fmt!r}", key="--format")
     if precision not in PRESETS:

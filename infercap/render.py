@@ -262,6 +262,22 @@ def text_chart(
     return "\n".join(lines) + "\n"
 
 
+def check_plot_target(path: Path) -> None:
+    """Fail before any work when --plot cannot be honoured (suffix, matplotlib, folder)."""
+    import importlib.util
+
+    from infercap.errors import UsageError
+
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"expected a .png, .svg or .pdf file, got {str(path)!r}", key="--plot")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("matplotlib is not installed: pip install 'infercap[plot]'",
+                         key="--plot")
+    if not path.resolve().parent.is_dir():
+        raise UsageError(f"cannot write {str(path)!r} (no folder {str(path.parent)!r})",
+                         key="--plot")
+
+
 def plot_file(
     path: Path,
     series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
