@@ -332,7 +332,8 @@ def plan(
         if plot is not None:
             from infercap.render import plot_file
 
-            plot_file(plot, series, "tokens/s per user", "output tokens/s per GPU", title)
+            plot_file(plot, series, "tokens/s per user", "output tokens/s per GPU",
+                      f"Pareto frontiers: {mdl.id}, {input_tokens} in / {output_tokens} out")
         if pareto:
             if not quiet:
                 _err(f"infercap: {mdl.id}: {len(front)} configurations on the GPUs' Pareto "

@@ -316,6 +316,9 @@ def plot_file(
     os.close(fd)
     try:
         fig.savefig(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         plt.close(fig)
