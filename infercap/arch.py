@@ -83,23 +83,23 @@ class Arch:
 
 def moe_layer_count(model: Model) -> int:
     """Layers with an MoE block: after ``first_dense_layers``, every ``layer_step``-th layer
-    (HF Llama4: ``(i + 1) % interleave_moe_layer_step == 0``; DeepSeek: ``i >= first_k``)."""
+    (HF Llama4: ``(i + 1) % interleave_moe_layer_step == 0``; DeepSeek: ``i >= first_k``).
+    Counted arithmetically: multiples of the step in (first_dense_layers, layers]."""
     moe = model.moe
     if moe is None:
         return 0
-    return sum(
-        1
-        for i in range(model.num_hidden_layers)
-        if i >= moe.first_dense_layers and (i + 1) % moe.layer_step == 0
-    )
+    step = moe.layer_step
+    return model.num_hidden_layers // step - moe.first_dense_layers // step
 
 
 def local_layer_count(model: Model) -> int:
+    """Layers marked L in the repeated layer pattern (counted per whole repetition)."""
     sw = model.sliding_window
     if sw is None:
         return 0
-    pattern = sw.layer_pattern
-    return sum(1 for i in range(model.num_hidden_layers) if pattern[i % len(pattern)] == "L")
+    pattern, n = sw.layer_pattern, model.num_hidden_layers
+    full, rest = divmod(n, len(pattern))
+    return full * pattern.count("L") + pattern[:rest].count("L")
 
 
 def arch_of(model: Model) -> Arch:

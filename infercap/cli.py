@@ -108,6 +108,15 @@ class _progress:
             self.status.__exit__(*exc)
 
 
+def _check_context(mdl, tokens: int) -> None:  # type: ignore[no-untyped-def]
+    """Warn (stderr) when requests run past the model's trained context window: engines run
+    them (published benchmarks do, e.g. Llama-2-70B at 128 + 4,096 tokens), quality is the
+    user's call, the capacity numbers stay valid."""
+    if tokens > mdl.max_position_embeddings:
+        _err(f"infercap: warning: {tokens:,} input + output tokens exceed {mdl.id}'s context "
+             f"window of {mdl.max_position_embeddings:,} (max_position_embeddings)")
+
+
 def _check_output(output: Optional[Path]) -> None:
     """Fail before any work when --output cannot be written (its folder is missing)."""
     from infercap.errors import UsageError
@@ -267,6 +276,7 @@ def plan(
                          key="--objective")
     cat = load_catalog(catalog or [])
     mdl = cat.model(model)
+    _check_context(mdl, input_tokens + output_tokens)
     gpu_ids = _split(gpu) or sorted(cat.gpus)
     gpus = [cat.gpu(g) for g in gpu_ids]
     precs = []
@@ -288,6 +298,9 @@ def plan(
     from infercap.sweep import layouts_for, layouts_for_counts
 
     counts = _ints(gpus_per_instance, "--gpus-per-instance")
+    if any(n > 65536 for n in counts):
+        raise UsageError(f"expected at most 65,536 GPUs per instance, got {max(counts):,}",
+                         key="--gpus-per-instance")
     lays = layouts_for_counts(mdl, counts) if counts else layouts_for(mdl, tps, pps, None, dps)
     if len(lays.tp) == 0:
         why = "; ".join(sorted({w for *_, w in lays.rejected}))
@@ -682,6 +695,7 @@ def explain(
         raise UsageError(f"expected one of {', '.join(PRESETS)}, got {precision!r}",
                          key="--precision")
     cat = load_catalog(catalog or [])
+    _check_context(cat.model(model), input_tokens + output_tokens)
     eng = engine_profile_for(engine) or load_profile(engine)
     d = run(cat.model(model), cat.gpu(gpu), PRESETS[precision], tp, pp, batch, input_tokens,
             output_tokens, _resolver(profile), eng, ep=ep, dp=dp)

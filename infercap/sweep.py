@@ -54,7 +54,8 @@ MAX_STAGE_GPUS = 64
 
 
 def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
 
 
 def layouts_for_counts(model: Model, counts: Sequence[int]) -> Layouts:

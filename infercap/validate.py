@@ -110,6 +110,7 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
                 why = f"{a.kv_heads} KV heads do not divide over tp={c.tp}"
             elif c.ep > 1 and a.num_experts and (a.num_experts % c.ep or c.tp % c.ep):
                 why = f"ep={c.ep} must divide the experts and tp={c.tp}"
+
             if why:
                 prep.skipped[i] = why
             else:

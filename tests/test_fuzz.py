@@ -183,3 +183,26 @@ def test_fuzz_cli_numeric_options(run_cli, opt, value):
         assert rc in (0, 1), err
         for line in out.splitlines()[1:]:
             assert "nan" not in line.lower().split(",") and "inf" not in line.lower()
+
+
+def test_enormous_numbers_do_not_hang(tmp_path):
+    """10**30 layers (or a window pattern over them) is answered at once, never looped over."""
+    import time
+
+    from infercap.arch import arch_of
+
+    for patch in ({"num_hidden_layers": 10**30},
+                  {"num_hidden_layers": 10**30, "moe": {**MODEL["moe"], "layer_step": 7}}):
+        folder = tmp_path / str(len(patch))
+        write(folder, "models", "deepseek-v3.yaml", {**MODEL, **patch})
+        t0 = time.perf_counter()
+        try:
+            a = arch_of(load_catalog([folder]).model("deepseek-v3"))
+            assert a.n_moe_layers > 0
+        except InfercapError:
+            pass
+        assert time.perf_counter() - t0 < 5
+    gemma = yaml.safe_load((ROOT / "models" / "gemma-3-27b.yaml").read_text())
+    write(tmp_path / "g", "models", "gemma-3-27b.yaml", {**gemma, "num_hidden_layers": 10**30})
+    a = arch_of(load_catalog([tmp_path / "g"]).model("gemma-3-27b"))
+    assert a.local_layers == 10**30 // 6 * 5 + min(10**30 % 6, 5)
