@@ -108,11 +108,11 @@ class _progress:
             self.status.__exit__(*exc)
 
 
-def _check_context(mdl, tokens: int) -> None:  # type: ignore[no-untyped-def]
+def _check_context(mdl, tokens: int, quiet: bool = False) -> None:  # type: ignore[no-untyped-def]
     """Warn (stderr) when requests run past the model's trained context window: engines run
     them (published benchmarks do, e.g. Llama-2-70B at 128 + 4,096 tokens), quality is the
     user's call, the capacity numbers stay valid."""
-    if tokens > mdl.max_position_embeddings:
+    if tokens > mdl.max_position_embeddings and not quiet:
         _err(f"infercap: warning: {tokens:,} input + output tokens exceed {mdl.id}'s context "
              f"window of {mdl.max_position_embeddings:,} (max_position_embeddings)")
 
@@ -276,7 +276,7 @@ def plan(
                          key="--objective")
     cat = load_catalog(catalog or [])
     mdl = cat.model(model)
-    _check_context(mdl, input_tokens + output_tokens)
+    _check_context(mdl, input_tokens + output_tokens, quiet)
     gpu_ids = _split(gpu) or sorted(cat.gpus)
     gpus = [cat.gpu(g) for g in gpu_ids]
     precs = []
