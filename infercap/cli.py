@@ -126,6 +126,14 @@ def _check_output(output: Optional[Path]) -> None:
                          key="--output")
 
 
+def _engine(name: str):  # type: ignore[no-untyped-def]
+    """An engine family's shipped profile (trtllm, vllm, sglang, pytorch), or any profile by
+    id or file."""
+    from infercap.profile import engine_profile_for, load_profile
+
+    return engine_profile_for(name) or load_profile(name)
+
+
 def _resolver(profile: Optional[str]):  # type: ignore[no-untyped-def]
     from infercap.profile import Resolver, load_profile
 
@@ -260,7 +268,6 @@ def plan(
     from infercap.catalog import load_catalog
     from infercap.errors import UsageError
     from infercap.precision import PRESETS
-    from infercap.profile import engine_profile_for, load_profile
     from infercap.render import render, write_output
     from infercap.sweep import (COLUMNS, OBJECTIVES, Workload, apply_slos, mark_pareto, rank,
                                 sweep)
@@ -291,7 +298,7 @@ def plan(
             raise UsageError(f"expected one of {', '.join(PRESETS)}, got {name!r}",
                              key="--precision")
         precs.append(PRESETS[name])
-    eng = engine_profile_for(engine) or load_profile(engine)
+    eng = _engine(engine)
     res = _resolver(profile)
     tps, pps = _ints(tp, "--tp") or [1, 2, 4, 8], _ints(pp, "--pp") or [1, 2, 4]
     dps = _ints(dp, "--dp") or [1, 2, 4, 8, 16, 32]
@@ -616,13 +623,13 @@ def figures(
     Example: infercap figures h100-sxm --engine trtllm
     """
     from infercap.catalog import load_catalog
-    from infercap.profile import FIGURES, engine_profile_for, load_profile
+    from infercap.profile import FIGURES
     from infercap.render import render, write_output
 
     res = _resolver(profile)
     eng = None
     if engine:
-        eng = engine_profile_for(engine) or load_profile(engine)
+        eng = _engine(engine)
     rows = []
     if gpu_id:
         g = load_catalog(catalog or []).gpu(gpu_id)
@@ -681,7 +688,6 @@ def explain(
     from infercap.errors import UsageError
     from infercap.explain import explain as run
     from infercap.precision import PRESETS
-    from infercap.profile import engine_profile_for, load_profile
     from infercap.render import explain_text, write_output
 
     _check_output(output)
@@ -696,7 +702,7 @@ def explain(
                          key="--precision")
     cat = load_catalog(catalog or [])
     _check_context(cat.model(model), input_tokens + output_tokens)
-    eng = engine_profile_for(engine) or load_profile(engine)
+    eng = _engine(engine)
     d = run(cat.model(model), cat.gpu(gpu), PRESETS[precision], tp, pp, batch, input_tokens,
             output_tokens, _resolver(profile), eng, ep=ep, dp=dp)
     as_json = fmt == "json" or (fmt is None and not sys.stdout.isatty())
@@ -838,7 +844,6 @@ def validate(
     from infercap.catalog import load_catalog
     from infercap.errors import UsageError
     from infercap.measurements import load_cases, shipped_files
-    from infercap.profile import engine_profile_for, load_profile
     from infercap.render import Format, render, write_output
     from infercap.validate import (TARGETS, predict, prepare, score, summarise, target_group)
 
@@ -855,7 +860,7 @@ def validate(
     cat = load_catalog(catalog or [])
     eng = None
     if engine:
-        eng = engine_profile_for(engine) or load_profile(engine)
+        eng = _engine(engine)
     prep = prepare(cs, cat, _resolver(profile), eng)
     rows = score(prep, predict(prep))
     n_skip = sum(1 for r in rows if r.skipped)
