@@ -178,12 +178,14 @@ PLAN_TABLE = (
     "tokens_per_s_per_user",
     "output_tokens_per_s_per_gpu",
     "usd_per_hour",
+    "price_type",
     "usd_per_m_output_tokens",
     "memory_used_gib_per_gpu",
     "decode_bound",
     "pareto",
 )
 PLAN_HEADERS = {
+    "price_type": "price",
     "tokens_per_s_per_user": "tok/s/user",
     "output_tokens_per_s_per_gpu": "tok/s/GPU",
     "usd_per_hour": "$/h",
