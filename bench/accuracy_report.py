@@ -11,7 +11,6 @@ H100 cases only, error on the other GPUs).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from infercap.catalog import load_catalog  # noqa: E402
 from infercap.measurements import load_cases, shipped_files  # noqa: E402
 from infercap.profile import Profile, Resolver, load_profile, load_profile_file  # noqa: E402
 from infercap.validate import (TARGETS, Row, predict, prepare, score, summarise,  # noqa: E402
-                               target_group)
+                               target_rows)
 
 # A plain roofline at peak: every efficiency 1, no fixed costs, split-KV attention.
 ROOFLINE = {
@@ -60,15 +59,6 @@ def rows_for(cases, catalog, resolver, override=None):  # type: ignore[no-untype
 
 def fmt(v: float, digits: int = 1) -> str:
     return "–" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
-
-
-def target_rows(rows: list[Row]) -> list[Row]:
-    out = []
-    for r in rows:
-        g = target_group(r.case)
-        if g:
-            out.append(dataclasses.replace(r, case=dataclasses.replace(r.case, metric=g)))
-    return out
 
 
 def table(headers: list[str], body: list[list[str]]) -> str:

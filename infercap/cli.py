@@ -847,7 +847,7 @@ def validate(
     from infercap.errors import UsageError
     from infercap.measurements import load_cases, shipped_files
     from infercap.render import Format, render, write_output
-    from infercap.validate import (TARGETS, predict, prepare, score, summarise, target_group)
+    from infercap.validate import TARGETS, predict, prepare, score, summarise, target_rows
 
     # validate's report is the summary: it is the default on a terminal and in a pipe alike;
     # per-case rows with -f csv/json or --cases
@@ -878,15 +878,8 @@ def validate(
         summ.append({"group": " / ".join(s.key), "count": s.count, "skipped": s.skipped,
                      "mdape_pct": s.mdape_pct, "bias_pct": s.bias_pct,
                      "within_20_pct": s.within_20_pct})
-    import dataclasses
-
-    tgt_rows = [dataclasses.replace(r.case, metric=target_group(r.case) or "") for r in rows]
-    tgt = []
-    for r, c in zip(rows, tgt_rows):
-        if c.metric:
-            tgt.append(dataclasses.replace(r, case=c))
     targets = []
-    for s in summarise(tgt, ["metric"]):
+    for s in summarise(target_rows(rows), ["metric"]):
         goal = TARGETS.get(s.key[0])
         targets.append({"group": s.key[0], "count": s.count, "skipped": s.skipped,
                         "mdape_pct": s.mdape_pct, "bias_pct": s.bias_pct,

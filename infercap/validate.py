@@ -201,29 +201,21 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
     return prep
 
 
-def _subset(g: Group, sel: np.ndarray) -> Group:
-    def s(x: np.ndarray) -> np.ndarray:
-        return x[sel]
+def _take(obj, sel: np.ndarray):  # type: ignore[no-untyped-def]
+    """A dataclass of per-case arrays, keeping the cases in ``sel`` (other fields as they are)."""
+    import dataclasses
 
-    return Group(
-        arch=g.arch,
-        index=g.index[sel],
-        rates=Rates(*(s(getattr(g.rates, k)) for k in Rates.__dataclass_fields__)),
-        byt=Bytes(s(g.byt.weights), s(g.byt.experts), s(g.byt.kv)),
-        lay=Layout(s(g.lay.tp), s(g.lay.pp), s(g.lay.ep)),
-        figs={k: s(v) for k, v in g.figs.items()},
-        replicas=s(g.replicas),
-        scenario=s(g.scenario),
-        metric=s(g.metric),
-        isl=s(g.isl),
-        osl=s(g.osl),
-        rate=s(g.rate),
-        conc=s(g.conc),
-        batch=s(g.batch),
-        ctx=s(g.ctx),
-        gpu_ids=s(g.gpu_ids),
-        engines=s(g.engines),
-    )
+    arrays = {f.name: getattr(obj, f.name)[sel] for f in dataclasses.fields(obj)
+              if isinstance(getattr(obj, f.name), np.ndarray) and getattr(obj, f.name).ndim}
+    return dataclasses.replace(obj, **arrays)
+
+
+def _subset(g: Group, sel: np.ndarray) -> Group:
+    import dataclasses
+
+    return dataclasses.replace(
+        _take(g, sel), rates=_take(g.rates, sel), byt=_take(g.byt, sel), lay=_take(g.lay, sel),
+        figs={k: v[sel] for k, v in g.figs.items()})
 
 
 FigureOverride = Callable[[Group], Mapping[str, np.ndarray]]
@@ -335,6 +327,19 @@ def summarise(rows: Sequence[Row], by: Sequence[str]) -> list[Summary]:
                                float(np.mean(errs)), float(np.mean(np.abs(errs) <= 20) * 100)))
         else:
             out.append(Summary(key, 0, skipped, float("nan"), float("nan"), float("nan")))
+    return out
+
+
+def target_rows(rows: Sequence[Row]) -> list[Row]:
+    """The rows that belong to an accuracy-target group, relabelled with the group as metric
+    (so ``summarise(target_rows(rows), ["metric"])`` scores the targets)."""
+    import dataclasses
+
+    out = []
+    for r in rows:
+        g = target_group(r.case)
+        if g:
+            out.append(dataclasses.replace(r, case=dataclasses.replace(r.case, metric=g)))
     return out
 
 

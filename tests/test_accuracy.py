@@ -6,7 +6,6 @@ on the copies shipped in infercap/benchmarks/ otherwise, so it runs on any machi
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from infercap.catalog import load_catalog
 from infercap.measurements import load_cases, shipped_files
 from infercap.profile import Resolver, load_profile
-from infercap.validate import TARGETS, predict, prepare, score, summarise, target_group
+from infercap.validate import TARGETS, predict, prepare, score, summarise, target_rows
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 
@@ -35,12 +34,7 @@ def rows():
 
 
 def test_every_target_group_meets_its_median_error(rows):
-    grouped = []
-    for r in rows:
-        g = target_group(r.case)
-        if g:
-            grouped.append(dataclasses.replace(r, case=dataclasses.replace(r.case, metric=g)))
-    summary = {s.key[0]: s for s in summarise(grouped, ["metric"])}
+    summary = {s.key[0]: s for s in summarise(target_rows(rows), ["metric"])}
     assert set(summary) == set(TARGETS), f"target groups present: {sorted(summary)}"
     failures = [
         f"{name}: MdAPE {summary[name].mdape_pct:.1f}% > {goal:.0f}% (n={summary[name].count})"
