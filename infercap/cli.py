@@ -387,6 +387,208 @@ def plan(
     write_output(text, output)
 
 
+# ---------------------------------------------------------------- size / check
+
+SIZE_TABLE = ("model", "gpu", "mode", "precision", "tp", "pp", "dp", "ep", "batch_cap", "replicas",
+              "gpus", "prefill_layout", "usd_per_month", "usd_per_m_blended_tokens",
+              "utilisation_peak", "headroom_pct", "ttft_p99_ms", "tpot_p99_ms", "meets_budget",
+              "best")
+SIZE_HEADERS = {"batch_cap": "batch cap", "prefill_layout": "prefill pool",
+                "usd_per_month": "$/month", "usd_per_m_blended_tokens": "$/M tok",
+                "utilisation_peak": "util@peak", "headroom_pct": "headroom %",
+                "ttft_p99_ms": "TTFT p99 ms", "tpot_p99_ms": "TPOT p99 ms",
+                "meets_budget": "in budget"}
+SIM_COLUMNS = ("sim_ttft_p50_ms", "sim_ttft_p99_ms", "sim_tpot_p50_ms", "sim_tpot_p99_ms")
+
+
+def _sized(scenario: Path, engine: Optional[str], profile: Optional[str], catalog, quiet: bool):  # type: ignore[no-untyped-def]
+    from infercap.catalog import load_catalog
+    from infercap.scenario import load_scenario
+    from infercap.size import size
+
+    s = load_scenario(scenario)
+    cat = load_catalog(catalog or [])
+    eng = _engine(engine or s.engine)
+    res = _resolver(profile)
+    with _progress(quiet, "sizing"):
+        r = size(s, cat, res, eng)
+    return s, cat, res, eng, r
+
+
+def _simulate_rows(r, quiet: bool) -> None:  # type: ignore[no-untyped-def]
+    """Add discrete-event-simulation percentiles to the aggregated rows (seeded)."""
+    import numpy as np
+
+    from infercap.simulate import simulate
+
+    for i, row in enumerate(r.rows):
+        if i not in r.engines:
+            for c in SIM_COLUMNS:
+                row[c] = None
+            continue
+        e, rate = r.engines[i]
+        sim = simulate(e, 0, rate, requests=6000, seed=0)
+        p = sim.percentiles((0.5, 0.99))
+        row["sim_ttft_p50_ms"], row["sim_ttft_p99_ms"] = (float(x) * 1e3 for x in p["ttft"])
+        row["sim_tpot_p50_ms"], row["sim_tpot_p99_ms"] = (float(x) * 1e3 for x in p["tpot"])
+        for name in ("ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms"):
+            a, b = float(row[name]), float(row["sim_" + name])
+            if b > 0 and abs(a / b - 1) > 0.15 and not quiet:
+                _err(f"infercap: {row['gpu']}: analytical {name} {a:.1f} vs simulated {b:.1f} "
+                     f"({(a / b - 1) * 100:+.0f}%)")
+        del np
+
+
+@app.command()
+def size(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (docs/scenarios.md).")],
+    engine: Annotated[Optional[str], typer.Option("--engine", help="Engine profile; default: "
+                                                  "the scenario's engine, else trtllm.")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Calibration profile "
+                                                   "(id or YAML file) applied on top.")] = None,
+    simulate: Annotated[bool, typer.Option("--simulate", help="Also run the discrete-event "
+                                           "simulation of each aggregated deployment at peak "
+                                           "and add its percentiles (sim_* columns).")]
+    = False,
+    pareto: Annotated[bool, typer.Option("--pareto", help="Print each GPU's frontier of "
+                                         "throughput per GPU against tokens/s per user over "
+                                         "all its configurations and loads (chart on the table "
+                                         "format, points in CSV/JSON).")] = False,
+    catalog: CatalogOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """The cheapest deployment per GPU (aggregated and disaggregated) that meets a scenario's
+    SLO percentiles at peak traffic: layout, batch cap, replicas, $/month, $/M tokens.
+
+    Example: infercap size examples/chat-70b.yaml -f csv
+    """
+    from infercap.render import render, write_output
+    from infercap.size import COLUMNS
+
+    form = _format(fmt)
+    _check_output(output)
+    s, cat, res, eng, r = _sized(scenario, engine, profile, catalog, quiet)
+    if pareto:
+        from infercap.size import pareto_points
+
+        pts = pareto_points(s, cat, res, eng)
+        if form is form.table:
+            from infercap.render import text_chart
+
+            series = []
+            for g in sorted({p["gpu"] for p in pts}):
+                sel = [p for p in pts if p["gpu"] == g]
+                series.append((g, [p["tokens_per_s_per_user"] for p in sel],
+                               [p["output_tokens_per_s_per_gpu"] for p in sel]))
+            text = text_chart(series, "tokens/s per user", "output tokens/s per GPU",
+                              f"Pareto frontiers per GPU: {s.name} (aggregated, loads up to "
+                              f"95% of capacity)")
+        else:
+            text = render(pts, list(pts[0]) if pts else ["gpu"], form)
+        write_output(text, output)
+        return
+    columns = list(COLUMNS)
+    if simulate:
+        _simulate_rows(r, quiet)
+        columns += list(SIM_COLUMNS)
+    if not quiet:
+        _err(f"infercap: {s.name}: peak {s.peak_rps:g} requests/s, average {s.average_rps:g}; "
+             f"{len(r.rows)} deployments meet the SLOs")
+        _explain_disaggregation(r.rows)
+    if not r.rows:
+        _err("infercap: no deployment meets the SLOs within the limits (see `infercap check` "
+             "for which limit cannot be met)")
+        if form is not form.table:
+            write_output(render([], columns, form), output)
+        raise typer.Exit(EXIT_NOTHING)
+    table_cols = list(SIZE_TABLE) + ([c for c in SIM_COLUMNS if "p99" in c] if simulate else [])
+    write_output(render(r.rows, columns, form, table_columns=table_cols, headers=SIZE_HEADERS),
+                 output)
+
+
+def _explain_disaggregation(rows) -> None:  # type: ignore[no-untyped-def]
+    by_gpu: dict = {}
+    for row in rows:
+        by_gpu.setdefault(row["gpu"], {})[row["mode"]] = row
+    for g, modes in by_gpu.items():
+        if len(modes) < 2:
+            continue
+        a, d = modes["aggregated"], modes["disaggregated"]
+        cheaper, other = (d, a) if d["usd_per_hour"] < a["usd_per_hour"] else (a, d)
+        saving = (1 - cheaper["usd_per_hour"] / other["usd_per_hour"]) * 100
+        why = ("decode runs without prompt work in its iterations, so it meets the TPOT SLO at a "
+               f"larger batch ({d['mean_batch_peak']:.0f} vs {a['mean_batch_peak']:.0f} "
+               "sequences per instance at peak)") if cheaper is d else (
+               "one pool shares GPUs between prompts and decode without a KV transfer or a "
+               "second pool's rounding")
+        if saving > 0.5:
+            _err(f"infercap: {g}: {cheaper['mode']} is {saving:.0f}% cheaper ({cheaper['gpus']} "
+                 f"vs {other['gpus']} GPUs): {why}")
+
+
+@app.command()
+def check(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (docs/scenarios.md).")],
+    engine: Annotated[Optional[str], typer.Option("--engine", help="Engine profile; default: "
+                                                  "the scenario's engine, else trtllm.")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Calibration profile "
+                                                   "(id or YAML file) applied on top.")] = None,
+    catalog: CatalogOpt = None,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """CI budget gate: exit 0 when the cheapest deployment meets every SLO and budget, 1 with
+    one line per breached limit on stderr, 2 for a bad scenario. The full result is JSON on
+    stdout.
+
+    Example: infercap check examples/chat-70b.yaml > result.json
+    """
+    import json
+
+    from infercap.render import write_output
+    from infercap.size import budget_breaches, diagnose
+
+    _check_output(output)
+    s, cat, res, eng, r = _sized(scenario, engine, profile, catalog, True)
+    best = next((row for row in r.rows if row["meets_budget"]), r.rows[0] if r.rows else None)
+    breaches: list = []
+    if best is None:
+        found = diagnose(s, cat, res, eng)
+        breaches = [{"limit": k, "value": v, "threshold": t} for k, v, t in found]
+        if not breaches:
+            limit = f"limits.max_gpus={s.max_gpus}" if s.max_gpus else "the candidate GPUs"
+            breaches = [{"limit": "slo", "value": None, "threshold": None,
+                         "detail": f"each SLO can be met alone, but no deployment meets them "
+                                   f"all at {s.peak_rps:g} requests/s within {limit}"}]
+    else:
+        breaches = [{"limit": k, "value": v, "threshold": t} for k, v, t in budget_breaches(best, s)]
+    result = {"scenario": s.name, "file": str(scenario), "pass": not breaches,
+              "breaches": breaches, "best": best, "deployments": r.rows}
+    write_output(json.dumps(result, indent=2, default=_jsonable) + "\n", output)
+    for b in breaches:
+        if b.get("value") is None:
+            _err(f"infercap: check failed: {b['detail']}")
+        else:
+            _err(f"infercap: check failed: {b['limit']}: {b['value']:,.2f} > "
+                 f"{b['threshold']:,.2f}")
+    if breaches:
+        raise typer.Exit(EXIT_NOTHING)
+    if not quiet and best is not None:
+        _err(f"infercap: check passed: {best['gpu']} {best['mode']}, {best['gpus']} GPUs, "
+             f"${best['usd_per_month']:,.0f}/month, ${best['usd_per_m_blended_tokens']:.3f}/M "
+             "tokens")
+
+
+def _jsonable(v):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(type(v).__name__)
+
+
 # ---------------------------------------------------------------- catalogs
 
 GPU_COLUMNS = ("id", "name", "vendor", "memory_gib", "memory_bandwidth_tb_per_s",

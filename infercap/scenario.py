@@ -1,0 +1,267 @@
+"""Scenario files: a workload, its SLOs and budget, for ``infercap size`` and ``infercap check``.
+
+A scenario is YAML, validated like the catalogs (every error names the file, the key and what
+was expected). The format is documented in ``docs/scenarios.md``; an example ships in
+``examples/chat-70b.yaml``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infercap._schema import Field, Schema, validate
+from infercap.errors import InfercapError
+
+HOURS_PER_MONTH = 730.0  # 8,760 h / 12
+SECONDS_PER_DAY = 86_400.0
+PERCENTILES = ("p50", "p90", "p99")
+
+
+class ScenarioError(InfercapError):
+    """A scenario file is malformed."""
+
+
+def _percentile_map(name: str) -> Field:
+    return Field("numbermap", keys=PERCENTILES)
+
+
+def _length_check(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "expected a number or a mapping with mean (and p50/p90/p99)"
+    if isinstance(value, (int, float)):
+        return None if value >= 1 else f"expected a number >= 1, got {value!r}"
+    if not isinstance(value, dict):
+        return f"expected a number or a mapping with mean (and p50/p90/p99), got {value!r}"
+    extra = set(value) - {"mean", *PERCENTILES}
+    if extra:
+        return f"unknown key {sorted(extra)[0]!r} (allowed: mean, p50, p90, p99)"
+    if "mean" not in value:
+        return "expected a mapping with mean (and optionally p50, p90, p99)"
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 1:
+            return f"{k}: expected a number >= 1, got {v!r}"
+    return None
+
+
+TRAFFIC = Schema({
+    "average_requests_per_s": Field("number", positive=True),
+    "peak_requests_per_s": Field("number", positive=True),
+    "tokens_per_day": Field("number", positive=True),
+    "peak_to_average": Field("number", minimum=1.0),
+    "input_tokens": Field("any", check=_length_check),
+    "output_tokens": Field("any", check=_length_check),
+    "lengths_csv": Field("str"),
+    "prefix_cache_hit_rate": Field("number", minimum=0.0, maximum=0.99),
+})
+SLO = Schema({
+    "ttft_ms": _percentile_map("ttft_ms"),
+    "tpot_ms": _percentile_map("tpot_ms"),
+    "min_tokens_per_s_per_user": Field("number", positive=True),
+})
+BUDGET = Schema({
+    "max_usd_per_m_tokens": Field("number", positive=True),
+    "max_usd_per_m_output_tokens": Field("number", positive=True),
+    "max_usd_per_month": Field("number", positive=True),
+})
+PRICING = Schema({
+    "type": Field("str", choices=("on-demand", "reserved", "spot")),
+    "discount": Field("number", minimum=0.0, maximum=0.95),
+    "usd_per_gpu_hour": Field("numbermap"),
+})
+LIMITS = Schema({
+    "max_gpus": Field("int", positive=True),
+    "max_gpus_per_instance": Field("int", positive=True, maximum=4096),
+})
+SCENARIO = Schema(
+    {
+        "name": Field("str"),
+        "model": Field("str"),
+        "models": Field("list_str"),
+        "gpus": Field("list_str"),
+        "precisions": Field("list_str"),
+        "engine": Field("str"),
+        "serving": Field("str", choices=("aggregated", "disaggregated", "both")),
+        "pricing": Field("map", schema=PRICING),
+        "limits": Field("map", schema=LIMITS),
+        "traffic": Field("map", required=True, schema=TRAFFIC),
+        "slo": Field("map", schema=SLO),
+        "budget": Field("map", schema=BUDGET),
+    },
+    one_of=(("model", "models"),),
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: str
+    name: str
+    models: list[str]
+    gpus: list[str]  # empty: every catalog GPU
+    precisions: list[str]  # empty: the plan defaults
+    engine: str
+    serving: str
+    average_rps: float
+    peak_rps: float
+    input_tokens: Any  # number or {mean, p50, ...}
+    output_tokens: Any
+    lengths_rows: list[tuple[float, float]] | None  # from lengths_csv
+    prefix_cache_hit_rate: float
+    ttft_ms: dict[str, float] = field(default_factory=dict)
+    tpot_ms: dict[str, float] = field(default_factory=dict)
+    min_tokens_per_s_per_user: float | None = None
+    max_usd_per_m_tokens: float | None = None
+    max_usd_per_m_output_tokens: float | None = None
+    max_usd_per_month: float | None = None
+    price_type: str = "on-demand"
+    discount: float = 0.0
+    price_overrides: dict[str, float] = field(default_factory=dict)
+    max_gpus: int | None = None
+    max_gpus_per_instance: int = 8
+
+    def lengths(self):  # type: ignore[no-untyped-def]
+        """The request lengths as ``queueing.Lengths`` (CSV rows, a lognormal fitted to the mean
+        and percentiles, or fixed)."""
+        import numpy as np
+
+        from infercap.queueing import Lengths, lognormal_samples
+
+        if self.lengths_rows:
+            arr = np.array(self.lengths_rows, dtype=float)
+            return Lengths(arr[:, 0], arr[:, 1])
+
+        def samples(spec: Any) -> "np.ndarray":
+            if isinstance(spec, dict):
+                pct = {k: float(v) for k, v in spec.items() if k != "mean"}
+                return lognormal_samples(float(spec["mean"]), pct)
+            return np.array([float(spec)])
+
+        i, o = samples(self.input_tokens), samples(self.output_tokens)
+        if len(i) != len(o):
+            n = max(len(i), len(o))
+            # independent lengths: pair every input quantile with every output quantile
+            i, o = np.repeat(i, len(o)), np.tile(o, len(i))
+            if len(i) > 4 * n:
+                pick = np.random.default_rng(0).choice(len(i), 4 * n, replace=False)
+                i, o = i[pick], o[pick]
+        return Lengths(i, o)
+
+
+def _mean_of(spec: Any) -> float:
+    return float(spec["mean"]) if isinstance(spec, dict) else float(spec)
+
+
+def parse_scenario(data: Any, file: str) -> Scenario:
+    d = validate(data, SCENARIO, error=ScenarioError, file=file, entry=None)
+
+    def fail(key: str, msg: str) -> None:
+        raise ScenarioError(msg, file=file, key=key)
+
+    tr = d["traffic"]
+    rows = None
+    if "lengths_csv" in tr:
+        if "input_tokens" in tr or "output_tokens" in tr:
+            fail("traffic.lengths_csv", "expected either lengths_csv or input_tokens/"
+                 "output_tokens, not both")
+        rows = read_lengths_csv(Path(file).parent / tr["lengths_csv"], file)
+        isl = sum(r[0] for r in rows) / len(rows)
+        osl = sum(r[1] for r in rows) / len(rows)
+    else:
+        for k in ("input_tokens", "output_tokens"):
+            if k not in tr:
+                fail(f"traffic.{k}", "missing required key (expected a number or a mapping with "
+                     "mean and p50/p90/p99; or give traffic.lengths_csv)")
+        isl, osl = _mean_of(tr["input_tokens"]), _mean_of(tr["output_tokens"])
+    if "tokens_per_day" in tr:
+        if "average_requests_per_s" in tr:
+            fail("traffic.tokens_per_day", "expected either tokens_per_day or "
+                 "average_requests_per_s, not both")
+        avg = tr["tokens_per_day"] / SECONDS_PER_DAY / (isl + osl)
+    elif "average_requests_per_s" in tr:
+        avg = float(tr["average_requests_per_s"])
+    elif "peak_requests_per_s" in tr:
+        avg = None
+    else:
+        fail("traffic", "expected peak_requests_per_s, average_requests_per_s or tokens_per_day")
+    if "peak_requests_per_s" in tr:
+        peak = float(tr["peak_requests_per_s"])
+        if "peak_to_average" in tr:
+            fail("traffic.peak_to_average", "expected either peak_requests_per_s or "
+                 "peak_to_average, not both")
+    else:
+        peak = avg * float(tr.get("peak_to_average", 1.0))  # type: ignore[operator]
+    if avg is None:
+        avg = peak
+    if avg > peak:
+        fail("traffic.average_requests_per_s", f"expected at most the peak ({peak:g} "
+             f"requests/s), got {avg:g}")
+    slo = d.get("slo") or {}
+    budget = d.get("budget") or {}
+    pricing = d.get("pricing") or {}
+    limits = d.get("limits") or {}
+    if pricing.get("type") in ("reserved", "spot") and "discount" not in pricing \
+            and "usd_per_gpu_hour" not in pricing:
+        fail("pricing.discount", f"a {pricing['type']} price needs a discount off the catalog's "
+             "price or usd_per_gpu_hour per GPU")
+    models = d.get("models") or [d["model"]]
+    if not models:
+        fail("models", "expected at least one model id")
+    name = d.get("name") or Path(file).stem
+    return Scenario(
+        path=file, name=name, models=list(models), gpus=list(d.get("gpus") or []),
+        precisions=list(d.get("precisions") or []), engine=d.get("engine", "trtllm"),
+        serving=d.get("serving", "both"), average_rps=avg, peak_rps=peak,
+        input_tokens=tr.get("input_tokens", isl), output_tokens=tr.get("output_tokens", osl),
+        lengths_rows=rows, prefix_cache_hit_rate=float(tr.get("prefix_cache_hit_rate", 0.0)),
+        ttft_ms=dict(slo.get("ttft_ms") or {}), tpot_ms=dict(slo.get("tpot_ms") or {}),
+        min_tokens_per_s_per_user=slo.get("min_tokens_per_s_per_user"),
+        max_usd_per_m_tokens=budget.get("max_usd_per_m_tokens"),
+        max_usd_per_m_output_tokens=budget.get("max_usd_per_m_output_tokens"),
+        max_usd_per_month=budget.get("max_usd_per_month"),
+        price_type=pricing.get("type", "on-demand"), discount=float(pricing.get("discount", 0)),
+        price_overrides=dict(pricing.get("usd_per_gpu_hour") or {}),
+        max_gpus=limits.get("max_gpus"),
+        max_gpus_per_instance=int(limits.get("max_gpus_per_instance", 8)),
+    )
+
+
+def read_lengths_csv(path: Path, scenario_file: str) -> list[tuple[float, float]]:
+    """Rows of ``input_tokens,output_tokens`` (a header row naming them; one row per request)."""
+    where = str(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            cols = reader.fieldnames or []
+            if "input_tokens" not in cols or "output_tokens" not in cols:
+                raise ScenarioError(f"expected a header with input_tokens,output_tokens, got "
+                                    f"{','.join(cols) or 'nothing'}", file=where)
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                try:
+                    i, o = float(row["input_tokens"]), float(row["output_tokens"])
+                except (TypeError, ValueError):
+                    raise ScenarioError(f"line {line}: expected two numbers, got "
+                                        f"{row['input_tokens']!r},{row['output_tokens']!r}",
+                                        file=where) from None
+                if not (i >= 1 and o >= 1) or i != i or o != o or i == float("inf") \
+                        or o == float("inf"):
+                    raise ScenarioError(f"line {line}: expected token counts >= 1, got "
+                                        f"{i:g},{o:g}", file=where)
+                rows.append((i, o))
+    except OSError as exc:
+        raise ScenarioError(f"cannot read lengths CSV {where!r} ({exc.strerror or exc})",
+                            file=scenario_file, key="traffic.lengths_csv") from None
+    except UnicodeDecodeError:
+        raise ScenarioError("expected a UTF-8 CSV file", file=where) from None
+    if not rows:
+        raise ScenarioError("expected at least one request row", file=where)
+    return rows
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    from infercap.yamlio import load_yaml
+
+    data = load_yaml(Path(path), ScenarioError)
+    return parse_scenario(data, str(path))
