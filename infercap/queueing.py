@@ -263,16 +263,28 @@ def build_engine(a, lay, b, f, rates, lengths: Lengths, batch_cap: Array,  # typ
     pairs = lengths.quantile_pairs()
     isl = pairs.input[None, :]
     full = np.broadcast_to(isl, (P, isl.shape[1]))
-    pre = prefill_cost_per_prompt(a, lay2, b2, f2, rates2, full)
+    pre = _marginal_prefill(a, lay2, b2, f2, rates2, full, t_ctx[:, :1])
     if cached_fraction > 0:
         hit = np.maximum(full * cached_fraction, 1.0)
-        pre = pre - prefill_cost_per_prompt(a, lay2, b2, f2, rates2, hit) * (hit < full)
+        pre = pre - _marginal_prefill(a, lay2, b2, f2, rates2, hit, t_ctx[:, :1]) * (hit < full)
     if not prefill:
         pre = np.zeros_like(pre)
     return Engine(n, dec, slp, np.full(P, ctx), pre, pairs, cap,
                   np.broadcast_to(np.asarray(f.max_num_tokens, dtype=float), (P,)).copy(),
                   np.broadcast_to(np.asarray(f.request_overhead_ms, dtype=float) * 1e-3,
                                   (P,)).copy())
+
+
+def _marginal_prefill(a, lay, b, f, rates, isl: Array, d1: Array) -> Array:  # type: ignore[no-untyped-def]
+    """Engine-seconds a prompt adds to an iteration that runs anyway: its share of a chunk of
+    max_num_tokens prompt tokens, less the chunk's share of one decode step at batch 1 (the
+    weight read and fixed per-layer time every iteration pays once, already in D(n)). A lone
+    prompt on an idle engine then costs D(1) + marginal = the chunk's full prefill time."""
+    from infercap.serving import prefill_cost_per_prompt
+
+    per_chunk = np.maximum(np.floor(f.max_num_tokens / isl), 1.0)
+    full = prefill_cost_per_prompt(a, lay, b, f, rates, isl)
+    return np.maximum(full - d1 / (per_chunk * lay.pp), 0.25 * full)
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -383,7 +395,7 @@ def analyse(e: Engine, rate: Array) -> Queue:
         wt[e.n <= 64] = 1.0
     ref = np.maximum(np.max(np.where(below, log_w, -np.inf), axis=1), log_w_cap)
     ref = np.maximum(ref, 0.0)
-    w_states = np.where(below, np.exp(log_w - ref[:, None]) * wt[None, :], 0.0)
+    w_states = np.exp(np.where(below, log_w - ref[:, None], -np.inf)) * wt[None, :]
     w0 = np.exp(-ref)  # empty system
     w_tail = np.exp(log_w_cap - ref) / (1.0 - r)  # states >= B
     z = w0 + w_states.sum(1) + w_tail
