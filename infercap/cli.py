@@ -417,8 +417,6 @@ def _sized(scenario: Path, engine: Optional[str], profile: Optional[str], catalo
 
 def _simulate_rows(r, quiet: bool) -> None:  # type: ignore[no-untyped-def]
     """Add discrete-event-simulation percentiles to the aggregated rows (seeded)."""
-    import numpy as np
-
     from infercap.simulate import simulate
 
     for i, row in enumerate(r.rows):
@@ -436,7 +434,6 @@ def _simulate_rows(r, quiet: bool) -> None:  # type: ignore[no-untyped-def]
             if b > 0 and abs(a / b - 1) > 0.15 and not quiet:
                 _err(f"infercap: {row['gpu']}: analytical {name} {a:.1f} vs simulated {b:.1f} "
                      f"({(a / b - 1) * 100:+.0f}%)")
-        del np
 
 
 @app.command()

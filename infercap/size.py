@@ -300,7 +300,6 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
                            kv_transfer_ms=t_tr * 1e3, **_pcts(tq, tp_q))
                 cost = p_gpus * float(sub.price[k]) + d_gpus * float(dec_pool.price[j])
                 out.rows.append(finish(row, cost, p_gpus * float(sub.price[k]) / cost))
-    _mark(out.rows, s)
     return out
 
 
