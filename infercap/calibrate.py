@@ -369,9 +369,12 @@ def _fit_with(prep: Prepared, mask: np.ndarray, params: list[Param],
     x0 = prior if x_start is None else np.clip(x_start, lo, hi)
 
     def residual(x: np.ndarray) -> np.ndarray:
-        pred = predict(prep, override_for(x))
-        r = np.log(np.maximum(pred[mask], 1e-12) / meas[mask])
-        return np.where(np.isfinite(r), r, 5.0)
+        # simulated cases (finite runs) are left out of the fit (too slow to evaluate in the
+        # optimiser) as are cases the model does not predict (NaN: no information); an
+        # infinite prediction of a finite measurement is a large error
+        pred = predict(prep, override_for(x), simulate=False)[mask]
+        r = np.log(np.maximum(pred, 1e-12) / meas[mask])
+        return np.where(np.isnan(pred), 0.0, np.where(np.isfinite(r), r, 5.0))
 
     r0 = residual(x0)
     live = []

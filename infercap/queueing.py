@@ -223,7 +223,7 @@ def build_engine(a, lay, b, f, rates, lengths: Lengths, batch_cap: Array,  # typ
     cost(i) - cost(h i) (the suffix still attends to the cached prefix). ``prefill=False``: a
     decode-only engine (disaggregated serving: the KV cache arrives from a prefill pool)."""
     from infercap.perf import pipeline_decode
-    from infercap.serving import prefill_cost_per_prompt, step_overhead
+    from infercap.serving import step_overhead
 
     cap = np.asarray(batch_cap, dtype=float)
     P = cap.shape[0]
@@ -403,8 +403,11 @@ def analyse(e: Engine, rate: Array) -> Queue:
     # iteration, which prefills its prompt and those of its companions (the other arrivals of
     # that iteration). Mixture over j prompts in the landing iteration and k companions.
     chunks = np.ceil(e.lengths.input[None, :] / np.maximum(e.token_budget[:, None], 1.0))
+    # an arrival that finds the engine empty (probability w0 / z, PASTA) starts its prefill at
+    # once: no residual, no companions, an iteration of D(1) + its prompt
+    p_idle = w0 / z
     mix = _admitted_mixture(lam, d_mean, m1, m2, rho_p, e.prefill_s,
-                            (chunks - 1) * d_mean[:, None])
+                            (chunks - 1) * d_mean[:, None], p_idle, d[:, 0])
     # slot wait: exponential with the chain's drain rate at the cap, scaled by Allen-Cunneen's
     # (1 + cs^2) / 2 for the near-deterministic service (cs: variation of the output length)
     mu_cap = B / (osl * tau_cap)
@@ -425,6 +428,29 @@ def analyse(e: Engine, rate: Array) -> Queue:
     return Queue(saturated, cap_rps, lam / cap_rps, mean_running, p_wait,
                  np.minimum(lam, cap_rps) * m1, np.where(saturated, inf, ttft_mean),
                  np.where(saturated, inf, t1), tput, mix, wait_mean, over, tpot_var)
+
+
+def closed_loop(e: Engine, concurrency: Array) -> tuple[Array, Array, Array]:
+    """(TTFT mean, TPOT mean, output tokens/s) of P replicas each holding ``concurrency``
+    requests in flight (a closed loop: a finished request is replaced at once).
+
+    In steady state every iteration decodes c sequences and prefills the c / osl prompts that
+    replace those finishing (as in ``serving.steady_state``): tau = D(c) + (c / osl) E[P]. A new
+    request is issued at an iteration's end and lands in the next one, with at least its own
+    prompt: TTFT = overhead + D(c) + max(1, c / osl) E[P] (+ the decode time of the extra
+    iterations a prompt longer than the token budget needs)."""
+    want = np.maximum(np.asarray(concurrency, dtype=float), 1.0)
+    c = np.minimum(want, e.batch_cap)
+    osl = max(e.lengths.mean_output, 1.0)
+    m1 = e.prefill_s.mean(axis=1)
+    d = e.decode_at(c[:, None])[:, 0]
+    tau = d + c / osl * m1
+    chunks = np.ceil(e.lengths.input / np.maximum(e.token_budget[:, None], 1.0)).mean(axis=1)
+    # beyond the batch cap the rest queue: a new request waits for (want - c) departures,
+    # which come at c / (osl tau) per second
+    wait = (want - c) * osl * tau / c
+    ttft = e.request_overhead_s + wait + d * chunks + np.maximum(1.0, c / osl) * m1
+    return ttft, tau, c / tau
 
 
 def _interp_grid(x: Array, y: Array, at: Array) -> Array:
@@ -462,7 +488,9 @@ class _Mixture:
         y = x - self.const[:, None]
         tau = self.tau[:, None]
         s = self.spread[:, None]
-        u = (_int_cdf(y, s) - _int_cdf(y - tau, s)) / np.maximum(tau, 1e-12)
+        point = tau < 1e-9  # no residual (the idle component): a step at const
+        u = np.where(point, normal_cdf(y / np.maximum(s, 1e-12)),
+                     (_int_cdf(y, s) - _int_cdf(y - tau, s)) / np.maximum(tau, 1e-12))
         return (self.weight[:, None] * u).sum(axis=(2, 3))
 
 
@@ -496,12 +524,14 @@ def _poisson_grid(mean: Array, size: int) -> Array:
 
 
 def _admitted_mixture(lam: Array, d: Array, m1: Array, m2: Array, rho: Array, own: Array,
-                      extra: Array) -> _Mixture:
+                      extra: Array, p_idle: Array, d_idle: Array) -> _Mixture:
     """Prompts per iteration follow j' ~ Poisson(lam (D + j E[P])): a branching process with
     immigration, mean lam D / (1 - rho), variance mean / (1 - rho^2); approximated by the
     negative binomial with those moments. The landing iteration is length-biased. The request's
     own prompt is one of the S length pairs (``own``: its engine-seconds, ``extra``: the decode
-    time of the further iterations a prompt longer than the token budget needs)."""
+    time of the further iterations a prompt longer than the token budget needs). With
+    probability ``p_idle`` the engine is empty: one more component, the prompt alone in an
+    iteration of ``d_idle`` + its own cost, with no residual."""
     mean_j = lam * d / (1 - rho)
     var_j = mean_j / (1 - rho**2)
     J = int(np.clip(np.ceil(np.max(mean_j + 7 * np.sqrt(var_j) + 3)), 4, 48))
@@ -519,10 +549,18 @@ def _admitted_mixture(lam: Array, d: Array, m1: Array, m2: Array, rho: Array, ow
              + (own + extra)[:, None, None, :])  # (P, 1, K, S)
     spread = np.sqrt(k * np.maximum(m2 - m1**2, 0.0)[:, None, None, None])
     weight = np.broadcast_to((wj[:, :, None] * pk)[..., None] / S, (len(lam), J, K, S))
-    const = np.broadcast_to(const, weight.shape).reshape(len(lam), J, K * S)
-    weight = weight.reshape(len(lam), J, K * S)
-    spread = np.broadcast_to(spread, (len(lam), J, K, S)).reshape(len(lam), J, K * S)
-    tau3 = tau[:, :, None]
+    P = len(lam)
+    const = np.broadcast_to(const, weight.shape).reshape(P, J, K * S)
+    weight = weight.reshape(P, J, K * S) * (1.0 - p_idle)[:, None, None]
+    spread = np.broadcast_to(spread, (P, J, K, S)).reshape(P, J, K * S)
+    # the idle component as one more landing slot: tau = 0, k = 0 companions
+    idle_w = np.zeros((P, 1, K, S))
+    idle_w[:, 0, 0, :] = p_idle[:, None] / S
+    idle_c = np.broadcast_to((d_idle[:, None] + own + extra)[:, None, None, :], (P, 1, K, S))
+    weight = np.concatenate([weight, idle_w.reshape(P, 1, K * S)], axis=1)
+    const = np.concatenate([const, idle_c.reshape(P, 1, K * S)], axis=1)
+    spread = np.concatenate([spread, np.zeros((P, 1, K * S))], axis=1)
+    tau3 = np.concatenate([tau, np.zeros((P, 1))], axis=1)[:, :, None]
     mean = (weight * (tau3 / 2 + const)).sum(axis=(1, 2))
     second = (weight * (tau3**2 / 3 + tau3 * const + const**2 + spread**2)).sum(axis=(1, 2))
     return _Mixture(weight, tau3, const, spread, mean, np.maximum(second - mean**2, 0))

@@ -13,14 +13,12 @@ iteration: output throughput = batch / tau, TPOT = ITL = tau. A request's TTFT i
 prefill plus, on a busy engine, half an iteration of waiting for the running step, plus the
 serving front end's per-request latency (HTTP, tokenisation; ``request_overhead_ms``).
 
-Scenarios of the measurement format (FORMAT.md) map onto it:
+Scenarios of the measurement format (FORMAT.md) map onto it (``rate`` and ``concurrency``, and
+offline runs of a known ``num_requests``, go through ``infercap.queueing`` and
+``infercap.simulate`` instead, which build on the same step time):
 
 - ``offline``: batch = the most sequences whose KV cache fits (capped by the engine's
   max_batch_size), all requests queued;
-- ``concurrency``: batch = the concurrency (closed loop);
-- ``rate``: open loop at ``rate`` requests/s: the batch follows Little's law,
-  batch = rate x time in system, solved by fixed-point iteration; TTFT adds an M/D/1 wait for
-  prefill capacity;
 - ``batch``: a static batch: prefill of all prompts, then ``osl - 1`` decode steps;
 - ``prefill`` and ``decode_step``: one forward.
 """
@@ -121,42 +119,6 @@ def offline_batch(
     ``max_batch_size``."""
     fit = max_sequences(a, lay, b, f, rates, isl + osl)
     return np.minimum(fit, f.max_batch_size)
-
-
-def open_loop(
-    a: Arch,
-    lay: Layout,
-    b: Bytes,
-    f: Figs,
-    rates: Rates,
-    rate: np.ndarray,
-    isl: np.ndarray,
-    osl: np.ndarray,
-    iterations: int = 40,
-) -> tuple[Serving, np.ndarray]:
-    """Requests arriving at ``rate`` per second; returns metrics and a saturated mask.
-
-    Little's law gives the running batch: batch = rate x (TTFT + (osl - 1) x tau(batch)).
-    Iterated from batch = 1 with damping; saturated where the batch would exceed what fits.
-    """
-    cap = np.maximum(offline_batch(a, lay, b, f, rates, isl, osl), 1.0)
-    t_pre, _ = pipeline_prefill(a, lay, b, f, rates, np.ones_like(rate), isl)
-    batch = np.ones_like(np.asarray(rate, dtype=float))
-    for _ in range(iterations):
-        tau, _, _, _ = iteration(a, lay, b, f, rates, batch, isl, osl)
-        target = rate * (t_pre + np.maximum(osl - 1.0, 0.0) * tau)
-        batch = np.clip(0.5 * batch + 0.5 * np.maximum(target, 1.0), 1.0, cap)
-    tau, share, step, p = iteration(a, lay, b, f, rates, batch, isl, osl)
-    capacity = cap / iteration(a, lay, b, f, rates, cap, isl, osl)[0] / np.maximum(osl, 1.0)
-    saturated = rate >= capacity
-    # prefill capacity: a prompt needs p seconds of engine time; M/D/1 wait for it
-    rho = np.clip(rate * p, 0.0, 0.999)
-    wait = rho / (2.0 * (1.0 - rho)) * p
-    ttft = (t_pre + f.step_overhead_ms * 1e-3 + 0.5 * tau * (batch - 1.0) / batch + wait
-            + f.request_overhead_ms * 1e-3)
-    e2e = ttft + np.maximum(osl - 1.0, 0.0) * tau
-    tput = np.where(saturated, capacity, rate) * osl
-    return Serving(batch, ttft, tau, e2e, tput, share, step, step_overhead(f, batch)), saturated
 
 
 def static_batch(

@@ -19,7 +19,7 @@ from infercap.perf import Bytes, Figs, Layout, Rates, kv_budget_per_gpu, kv_byte
 from infercap.perf import pipeline_decode, pipeline_prefill
 from infercap.precision import parse_precision
 from infercap.profile import FIGURES, Profile, Resolver, engine_profile_for
-from infercap.serving import offline_batch, open_loop, static_batch, steady_state
+from infercap.serving import offline_batch, static_batch, steady_state
 from infercap.errors import UsageError
 
 ENGINE_FAMILIES = ("trtllm", "vllm", "sglang", "pytorch")
@@ -44,6 +44,8 @@ class Group:
     conc: np.ndarray
     batch: np.ndarray
     ctx: np.ndarray
+    nreq: np.ndarray  # num_requests (0: not given)
+    stat: np.ndarray  # mean | p50 | p90 | p99
     gpu_ids: np.ndarray
     engines: np.ndarray
 
@@ -84,9 +86,14 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
         if c.gpu not in catalog.gpus:
             prep.skipped[i] = f"unknown GPU id {c.gpu!r}"
             continue
-        if c.stat in ("p90", "p99") and c.scenario in ("offline", "rate", "concurrency"):
-            prep.skipped[i] = f"{c.stat} under load needs a latency distribution (not modelled)"
-            continue
+        if c.stat in ("p90", "p99") and not (
+                c.metric in ("ttft_ms", "tpot_ms") and (
+                    c.scenario == "rate" or (c.scenario == "offline" and c.num_requests))):
+            if c.scenario in ("offline", "rate", "concurrency"):
+                prep.skipped[i] = (f"{c.stat} of {c.metric} under {c.scenario} load is not "
+                                   "modelled (percentiles: TTFT and TPOT of rate cases and of "
+                                   "offline runs with num_requests)")
+                continue
         if c.scenario == "offline" and c.metric in ("ttft_ms", "e2e_latency_s") \
                 and not c.num_requests:
             prep.skipped[i] = ("offline TTFT/latency depends on the number of queued requests; "
@@ -177,6 +184,8 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
             conc=_arr([c.concurrency for c in cs]),
             batch=_arr([c.batch for c in cs]),
             ctx=_arr([c.context_tokens for c in cs]),
+            nreq=_arr([c.num_requests for c in cs], fill=0.0),
+            stat=np.array([c.stat for c in cs], dtype=object),
             gpu_ids=np.array([c.gpu for c in cs], dtype=object),
             engines=np.array([engine_family(c.engine) or "default" for c in cs], dtype=object),
         )
@@ -221,8 +230,15 @@ def _subset(g: Group, sel: np.ndarray) -> Group:
 FigureOverride = Callable[[Group], Mapping[str, np.ndarray]]
 
 
-def predict_group(g: Group, figs: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-    """Predicted value of each case's metric, in the metric's unit."""
+def predict_group(g: Group, figs: Mapping[str, np.ndarray] | None = None,
+                  simulate: bool = True) -> np.ndarray:
+    """Predicted value of each case's metric, in the metric's unit. Load scenarios (``rate``,
+    ``concurrency``) use the queueing model (``infercap.queueing``); finite runs past capacity
+    and offline runs of a given ``num_requests`` are simulated (``infercap.simulate``) unless
+    ``simulate`` is False (calibration: NaN there)."""
+    from infercap.queueing import analyse, closed_loop
+    from infercap.simulate import simulate as run_simulation
+
     f = Figs(dict(figs) if figs is not None else g.figs)
     a, lay, b, r = g.arch, g.lay, g.byt, g.rates
     out = np.full(len(g.index), np.nan)
@@ -247,18 +263,102 @@ def predict_group(g: Group, figs: Mapping[str, np.ndarray] | None = None) -> np.
         _serving_metrics(put, m, me, s, g.replicas)
     m = sc == "concurrency"
     if m.any():
-        s = steady_state(a, lay, b, f, r, np.maximum(g.conc / g.replicas, 1.0), g.isl, g.osl)
-        _serving_metrics(put, m, me, s, g.replicas)
+        for ks, e in _engines(g, f, m):
+            ttft, tau, tput = closed_loop(e, g.conc[ks] / g.replicas[ks])
+            _load_metrics(out, ks, me[ks], ttft, tau, tput * g.replicas[ks], g.osl[ks])
     m = sc == "offline"
     if m.any():
         batch = np.maximum(offline_batch(a, lay, b, f, r, g.isl, g.osl), 1.0)
         s = steady_state(a, lay, b, f, r, batch, g.isl, g.osl)
-        _serving_metrics(put, m, me, s, g.replicas)
+        _serving_metrics(put, m & (g.nreq == 0), me, s, g.replicas)
+        # a finite queue of num_requests: the burst, simulated (TTFT grows with the queue)
+        burst = m & (g.nreq > 0)
+        if burst.any():
+            for ks, e in _engines(g, f, burst):
+                for j, k in enumerate(ks):
+                    if not simulate:
+                        continue
+                    per = int(np.ceil(g.nreq[k] / g.replicas[k]))
+                    sim = run_simulation(e, j, np.inf, requests=per, seed=0, warmup=0.0)
+                    _simulated_metrics(out, k, me[k], g.stat[k], sim, g.replicas[k], g.osl[k])
     m = sc == "rate"
     if m.any():
-        s, _ = open_loop(a, lay, b, f, r, g.rate / g.replicas, g.isl, g.osl)
-        _serving_metrics(put, m, me, s, g.replicas)
+        for ks, e in _engines(g, f, m):
+            lam = g.rate[ks] / g.replicas[ks]
+            q = analyse(e, lam)
+            ttft = np.where(q.saturated, np.nan, q.ttft_mean)
+            tpot = np.where(q.saturated, np.nan, q.tpot_mean)
+            _load_metrics(out, ks, me[ks], ttft, tpot, q.output_tokens_per_s * g.replicas[ks],
+                          g.osl[ks])
+            # percentiles from the model's distributions (docs/queueing.md)
+            pct = np.isin(g.stat[ks], list(QUANTILE_OF)) & ~q.saturated
+            if pct.any():
+                qs = tuple(QUANTILE_OF.values())
+                tt, tp = q.ttft_quantiles(qs), q.tpot_quantiles(qs)
+                for j in np.flatnonzero(pct):
+                    col = list(QUANTILE_OF).index(g.stat[ks[j]])
+                    if me[ks[j]] == "ttft_ms":
+                        out[ks[j]] = tt[j, col] * 1e3
+                    elif me[ks[j]] == "tpot_ms":
+                        out[ks[j]] = tp[j, col] * 1e3
+            # past capacity there is no steady state: the latency grows with the run, so a
+            # run of known length (num_requests) is simulated; otherwise it is not predicted
+            for j in np.flatnonzero(q.saturated & (g.nreq[ks] > 0)):
+                k = ks[j]
+                if not simulate:
+                    continue
+                per = int(np.ceil(g.nreq[k] / g.replicas[k]))
+                sim = run_simulation(e, j, float(lam[j]), requests=per, seed=0, warmup=0.0)
+                _simulated_metrics(out, k, me[k], g.stat[k], sim, g.replicas[k], g.osl[k])
     return out
+
+
+def _engines(g: Group, f: Figs, mask: np.ndarray):  # type: ignore[no-untyped-def]
+    """(case positions, their queueing.Engine) for each distinct (input, output) length pair
+    among the cases in ``mask``; the batch cap is what the KV cache holds at full length."""
+    from infercap.queueing import Lengths, build_engine
+
+    a = g.arch
+    sel = np.flatnonzero(mask)
+    cap = np.maximum(offline_batch(a, g.lay, g.byt, f, g.rates, g.isl, g.osl), 1.0)
+    for isl, osl in sorted({(float(g.isl[k]), float(g.osl[k])) for k in sel}):
+        ks = sel[(g.isl[sel] == isl) & (g.osl[sel] == osl)]
+        sub = _subset(g, ks)
+        fs = Figs({k: np.asarray(v)[ks] for k, v in f.values.items()})
+        yield ks, build_engine(a, sub.lay, sub.byt, fs, sub.rates, Lengths.fixed(isl, osl),
+                               cap[ks])
+
+
+QUANTILE_OF = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+
+def _simulated_metrics(out: np.ndarray, k: int, metric: str, stat: str, sim,  # type: ignore[no-untyped-def]
+                       replicas: float, osl: float) -> None:
+    """Case ``k``'s metric from a simulated run: the mean over its requests, or a percentile."""
+    def agg(x: np.ndarray) -> float:
+        if not len(x):
+            return float("nan")
+        return float(np.quantile(x, QUANTILE_OF[stat])) if stat in QUANTILE_OF else float(x.mean())
+
+    if metric == "output_tokens_per_s":
+        out[k] = sim.output_tokens_per_s * replicas
+    elif metric == "ttft_ms":
+        out[k] = agg(sim.ttft) * 1e3
+    elif metric in ("tpot_ms", "itl_ms", "decode_step_ms"):
+        out[k] = agg(sim.tpot) * 1e3
+    elif metric == "e2e_latency_s":
+        out[k] = sim.ttft.mean() + max(osl - 1.0, 0.0) * (sim.tpot.mean() if len(sim.tpot) else 0.0)
+
+
+def _load_metrics(out: np.ndarray, ks: np.ndarray, me: np.ndarray, ttft: np.ndarray,
+                  tpot: np.ndarray, tput: np.ndarray, osl: np.ndarray) -> None:
+    """Write a load scenario's metrics (seconds in, the metric's unit out) for cases ``ks``."""
+    vals = np.full(len(ks), np.nan)
+    vals = np.where(me == "output_tokens_per_s", tput, vals)
+    vals = np.where(me == "ttft_ms", ttft * 1e3, vals)
+    vals = np.where(np.isin(me, ["tpot_ms", "itl_ms", "decode_step_ms"]), tpot * 1e3, vals)
+    vals = np.where(me == "e2e_latency_s", ttft + np.maximum(osl - 1.0, 0.0) * tpot, vals)
+    out[ks] = vals
 
 
 def _serving_metrics(put, m, me, s, replicas) -> None:  # type: ignore[no-untyped-def]
@@ -270,12 +370,13 @@ def _serving_metrics(put, m, me, s, replicas) -> None:  # type: ignore[no-untype
     put(m & (me == "prefill_ms"), s.ttft * 1e3)
 
 
-def predict(prep: Prepared, override: FigureOverride | None = None) -> np.ndarray:
-    """Predictions for all prepared cases (NaN where skipped)."""
+def predict(prep: Prepared, override: FigureOverride | None = None,
+            simulate: bool = True) -> np.ndarray:
+    """Predictions for all prepared cases (NaN where skipped or not predicted)."""
     out = np.full(len(prep.cases), np.nan)
     for g in prep.groups:
         figs = override(g) if override else None
-        out[g.index] = predict_group(g, figs)
+        out[g.index] = predict_group(g, figs, simulate)
     return out
 
 
@@ -295,7 +396,11 @@ def score(prep: Prepared, predicted: np.ndarray) -> list[Row]:
             continue
         p = float(predicted[i])
         if not np.isfinite(p) or p <= 0:
-            rows.append(Row(c, None, None, "the model gives no finite prediction"))
+            why = "the model gives no finite prediction"
+            if c.scenario == "rate":
+                why = ("offered rate at or past the modelled capacity: no steady state, the "
+                       "latency grows with the run; give num_requests to simulate the run")
+            rows.append(Row(c, None, None, why))
             continue
         rows.append(Row(c, p, (p - c.value) / c.value * 100.0, None))
     return rows

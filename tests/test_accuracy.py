@@ -61,3 +61,19 @@ def test_skipped_cases_say_why_and_predictions_are_finite(rows):
             assert r.predicted is not None and np.isfinite(r.predicted) and r.predicted > 0
         else:
             assert r.skipped.strip()
+
+
+def test_load_scenarios_meet_the_targets_with_the_queueing_model(rows):
+    """Issue 5: the `rate` and `concurrency` cases (TTFT, ITL/TPOT at a request rate or a
+    concurrency; throughput at a rate), predicted by infercap.queueing, meet the validate
+    targets: latency MdAPE <= 20%, throughput MdAPE <= 15%."""
+    load = [r for r in rows if r.case.scenario in ("rate", "concurrency")]
+    latency = [abs(r.error_pct) for r in load
+               if r.error_pct is not None and r.case.metric in ("ttft_ms", "tpot_ms", "itl_ms")]
+    tput = [abs(r.error_pct) for r in load
+            if r.error_pct is not None and r.case.metric == "output_tokens_per_s"]
+    assert len(latency) >= 40 and len(tput) >= 20
+    assert np.median(latency) <= 20.0, np.median(latency)
+    assert np.median(tput) <= 15.0, np.median(tput)
+    skipped = [r for r in load if r.skipped]
+    assert len(skipped) <= 0.05 * len(load), [r.skipped for r in skipped]

@@ -599,3 +599,59 @@ def test_calibrated_profile_keeps_the_engine_settings(run_cli, tmp_path):
     doc = yaml.safe_load(prof.read_text(encoding="utf-8"))
     assert doc["kv_cache_default"] == {"fp8": "fp8", "fp4": "fp8", "nvfp4": "fp8"}
     assert set(doc["figures"]) >= {"layer_overhead_us", "step_overhead_ms", "max_batch_size"}
+
+
+# ------------------------------------------------------------ validate: load scenarios
+
+
+def _rate_case(**changes) -> dict:
+    base = case(id="t-rate", scenario="rate", input_tokens=467, output_tokens=256,
+                request_rate=4.0, batch=None, context_tokens=None, metric="ttft_ms",
+                value=24.0, engine="trtllm")
+    base.update(changes)
+    return base
+
+
+def test_validate_rate_cases_use_the_queueing_model(run_cli, tmp_path):
+    """Below capacity: TTFT grows with the offered rate; a percentile is predicted from the
+    latency distribution (p99 above p50); past capacity a rate case without num_requests is
+    skipped with the reason, and with num_requests its finite run is simulated."""
+    f = write_cases(
+        tmp_path / "runs.yaml",
+        _rate_case(id="r2", request_rate=2.0),
+        _rate_case(id="r16", request_rate=16.0),
+        _rate_case(id="r16-p50", request_rate=16.0, stat="p50"),
+        _rate_case(id="r16-p99", request_rate=16.0, stat="p99"),
+        _rate_case(id="over", request_rate=500.0),
+        _rate_case(id="over-run", request_rate=500.0, num_requests=400),
+        _rate_case(id="over-run-tput", request_rate=500.0, num_requests=400,
+                   metric="output_tokens_per_s", value=9000.0),
+    )
+    rc, out, err = run_cli(["validate", f, "-f", "csv"])
+    assert rc == 0, err
+    _, rows = parse_csv(out)
+    got = {r["id"]: r for r in rows}
+    pred = {k: float(r["predicted"]) for k, r in got.items() if r["predicted"]}
+    assert pred["r2"] < pred["r16"]
+    assert pred["r16-p50"] < pred["r16-p99"]
+    assert "num_requests" in got["over"]["skipped"]
+    # 400 requests offered at 500/s arrive in 0.8 s and queue: the mean wait is seconds
+    assert pred["over-run"] > 1000.0
+    assert pred["over-run-tput"] > 0
+
+
+def test_validate_offline_run_with_num_requests_is_simulated(run_cli, tmp_path):
+    """An offline run of N queued requests: the mean TTFT grows with N (the queue drains at
+    the engine's throughput); without num_requests it is skipped."""
+    offline = dict(scenario="offline", input_tokens=467, output_tokens=256, batch=None,
+                   context_tokens=None, metric="ttft_ms", value=3000.0, engine="trtllm")
+    f = write_cases(tmp_path / "runs.yaml",
+                    case(id="n500", num_requests=500, **offline),
+                    case(id="n2000", num_requests=2000, **offline),
+                    case(id="none", **offline))
+    rc, out, err = run_cli(["validate", f, "-f", "csv"])
+    assert rc == 0, err
+    _, rows = parse_csv(out)
+    got = {r["id"]: r for r in rows}
+    assert float(got["n2000"]["predicted"]) > 2 * float(got["n500"]["predicted"])
+    assert "num_requests" in got["none"]["skipped"]

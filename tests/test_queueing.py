@@ -14,8 +14,9 @@ from infercap.inputs import gather, tabulate
 from infercap.perf import Layout
 from infercap.precision import PRESETS
 from infercap.profile import Resolver, engine_profile_for, load_profile
-from infercap.queueing import (Lengths, analyse, build_engine, capacity, gamma_quantile,
-                               lognormal_samples, log_factorial, normal_cdf, normal_quantile)
+from infercap.queueing import (Lengths, analyse, build_engine, capacity, closed_loop,
+                               gamma_quantile, lognormal_samples, log_factorial, normal_cdf,
+                               normal_quantile)
 from infercap.serving import offline_batch
 from infercap.simulate import simulate
 
@@ -85,7 +86,7 @@ def test_analytical_model_agrees_with_simulation(catalog, case):
     c = capacity(e)[0]
     for load in (0.2, 0.5, 0.7, 0.9):
         q = analyse(e, np.array([load * c]))
-        sim = simulate(e, 0, load * c, requests=5000, seed=3).percentiles((0.5, 0.99))
+        sim = simulate(e, 0, load * c, requests=20000, seed=3).percentiles((0.5, 0.99))
         for name, analytic in (("ttft", q.ttft_quantiles((0.5, 0.99))[0]),
                                ("tpot", q.tpot_quantiles((0.5, 0.99))[0])):
             err = analytic / sim[name] - 1
@@ -102,3 +103,32 @@ def test_simulation_is_seeded_and_conserves_requests(catalog):
     # a burst: everything arrives at once, the batch cap is the binding limit
     burst = simulate(e, 0, float("inf"), requests=200, seed=0, warmup=0.0)
     assert burst.ttft.max() > 5 * burst.ttft.min()
+
+
+def test_idle_engine_pays_no_residual(catalog):
+    """At a vanishing load the engine is empty when a request arrives: TTFT = front-end
+    overhead + one prefill-only iteration D(1) + the prompt's marginal cost, no residual."""
+    e = engine_for(catalog, "llama-3.1-8b", "h100-sxm", "bf16", 1, 64, Lengths.fixed(467, 16))
+    q = analyse(e, np.array([capacity(e)[0] * 1e-5]))
+    by_hand = e.request_overhead_s[0] + e.decode_s[0, 0] + e.prefill_s[0, 0]
+    assert q.ttft_mean[0] == pytest.approx(by_hand, rel=1e-3)
+    # and the median is that same point (the idle component is a step, not a spread)
+    assert q.ttft_quantiles((0.5,))[0, 0] == pytest.approx(by_hand, rel=1e-3)
+
+
+def test_closed_loop_by_hand(catalog):
+    """c in flight: tau = D(c) + (c / osl) E[P]; throughput c / tau; TTFT = overhead + D(c)
+    + max(1, c / osl) E[P]; past the batch cap the extra requests queue."""
+    e = engine_for(catalog, "llama-3.1-8b", "h100-sxm", "bf16", 1, 64, Lengths.fixed(512, 128))
+    p = e.prefill_s[0, 0]
+    ttft, tau, tput = closed_loop(e, np.array([16.0]))
+    d16 = np.interp(16.0, e.n, e.decode_s[0])
+    assert tau[0] == pytest.approx(d16 + 16 / 128 * p, rel=1e-9)
+    assert tput[0] == pytest.approx(16 / tau[0], rel=1e-9)
+    assert ttft[0] == pytest.approx(e.request_overhead_s[0] + d16 + p, rel=1e-9)
+    # 96 in flight, cap 64: 32 wait for 32 departures at 64 / (128 tau) per second
+    ttft96, tau96, _ = closed_loop(e, np.array([96.0]))
+    d64 = np.interp(64.0, e.n, e.decode_s[0])
+    assert tau96[0] == pytest.approx(d64 + 64 / 128 * p, rel=1e-9)
+    assert ttft96[0] == pytest.approx(e.request_overhead_s[0] + 32 * 128 * tau96[0] / 64
+                                      + d64 + p, rel=1e-9)

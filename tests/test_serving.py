@@ -69,30 +69,6 @@ def test_offline_batch_is_what_the_kv_cache_holds_capped_by_the_engine():
     assert one(serving.offline_batch(A, LAY, B16, capped, r, isl, osl)) == 7
 
 
-def test_open_loop_follows_littles_law_below_capacity():
-    f = neutral_figs(max_num_tokens=4096.0)
-    r = rates()
-    rate, isl, osl = np.array(5.0), np.array(64.0), np.array(32.0)
-    s, saturated = serving.open_loop(A, LAY, B16, f, r, rate, isl, osl)
-    assert not bool(saturated)
-    # throughput = offered rate x output tokens below capacity
-    assert one(s.output_tokens_per_s) == pytest.approx(5 * 32)
-    # the running batch is rate x time in the system (Little's law), to the fixed point
-    t_pre, _ = pipeline_prefill(A, LAY, B16, f, r, np.array(1.0), isl)
-    in_system = one(t_pre) + 31 * one(s.tpot)
-    assert one(s.batch) == pytest.approx(max(1.0, 5 * in_system), rel=1e-3)
-
-
-def test_open_loop_saturates_above_capacity():
-    f = neutral_figs(max_num_tokens=4096.0, max_batch_size=4.0)
-    r = rates(bandwidth=1e9)  # slow memory: a handful of requests per second at most
-    rate, isl, osl = np.array(1e6), np.array(64.0), np.array(32.0)
-    s, saturated = serving.open_loop(A, LAY, B16, f, r, rate, isl, osl)
-    assert bool(saturated)
-    cap = serving.steady_state(A, LAY, B16, f, r, np.array(4.0), isl, osl)
-    assert one(s.output_tokens_per_s) == pytest.approx(one(cap.output_tokens_per_s), rel=1e-9)
-
-
 def test_pipeline_parallel_decode_rotates_micro_batches():
     f = neutral_figs()
     r = rates()
