@@ -79,10 +79,13 @@ def why(r: Row, roof: Row | None) -> str:
                 "a finite ShareGPT burst: mean TPOT over requests of very different lengths, "
                 "dominated by prefill interference while the whole burst is admitted")
     if c.scenario == "rate" and c.request_rate and c.request_rate >= 32:
-        return ("offered rate at or past the engine's capacity: the measured run queued and "
-                "held a smaller batch than the model's saturated engine")
+        return ("offered rate near or past the modelled capacity: a small error in capacity "
+                "moves the predicted queue a lot")
+    if c.scenario == "offline" and c.num_requests:
+        return (f"a burst of {c.num_requests} requests, simulated with the batch limit the KV "
+                "cache allows: the engine's real batch limit is not in the case")
     if c.scenario == "offline" and c.metric in ("itl_ms", "tpot_ms"):
-        return ("500 requests admitted at once to a serving engine whose batch limit is not in "
+        return ("requests admitted at once to a serving engine whose batch limit is not in "
                 "the case: the model assumes the batch the KV cache allows")
     if "v0.12" in src or "v0.14" in src:
         return (f"an older engine release ({'v0.12' if 'v0.12' in src else 'v0.14'}) than most "
