@@ -8,7 +8,9 @@ Targets (checked on the machine it runs on, originally a 2-core box):
    {bf16, fp8, fp4} evaluated in under 3 s (median of 3 runs, catalog loaded once, untimed);
 2. `infercap plan` with default arguments (`-f csv`, output discarded) under 1 s wall
    (median of 5 subprocess runs, interpreter start-up included);
-3. `infercap --help` under 0.3 s wall (median of 5 subprocess runs).
+3. `infercap --help` under 0.3 s wall (median of 5 subprocess runs);
+4. `infercap size examples/chat-70b.yaml` (the issue's scenario: llama-3.1-70b, 50 requests/s
+   peak, 2,000 in / 300 out, p99 TTFT and TPOT SLOs) under 2 s wall (median of 5 runs).
 
 A target passes when its *median* is under the limit; best and every run are reported too.
 When target 1 fails (or with --profile) the sweep loop is run under cProfile and the top
@@ -46,6 +48,8 @@ import numpy as np  # noqa: E402
 TARGET_GRID_S = 3.0
 TARGET_PLAN_S = 1.0
 TARGET_HELP_S = 0.3
+TARGET_SIZE_S = 2.0
+SIZE_SCENARIO = "examples/chat-70b.yaml"
 GRID_REPEATS = 3
 CLI_REPEATS = 5
 PRECISIONS = ("bf16", "fp8", "fp4")
@@ -397,6 +401,18 @@ def big_catalog(cmd: list[str], n: int = 10_000) -> str:
             "only the YAML parse is cached (`infercap/yamlio.py`).\n")
 
 
+def size_section(res: dict) -> str:
+    v = verdict(res["median"], TARGET_SIZE_S)
+    last = res["stderr"].splitlines()[-1] if res["stderr"] else ""
+    return (f"\n## 5. `infercap size {SIZE_SCENARIO} -f csv`\n\n"
+            "llama-3.1-70b on every GPU and precision of the scenario, every layout of 1-8 GPUs, "
+            "aggregated and disaggregated serving, a bisection of the rate each configuration "
+            "serves within the p99 SLOs. "
+            f"Runs (s): {fmt_times(res['times'])}; median {res['median']:.3f} s — **{v}** "
+            f"against the {TARGET_SIZE_S:g} s target; exit codes {sorted(set(res['rcs']))}."
+            + (f"\n\nstderr (last run): `{last}`" if last else "") + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", action="store_true",
@@ -416,12 +432,15 @@ def main(argv: list[str] | None = None) -> int:
     imp = importtime() if args.importtime or helps["median"] >= TARGET_HELP_S else None
     text = report(m, s, g, plan, helps, cmd_text, prof, imp)
     text += big_catalog(cmd)
+    sized = time_cmd(cmd + ["size", SIZE_SCENARIO, "-f", "csv"])
+    text += size_section(sized)
     sys.stdout.write(text)
     if not args.no_write:
         (HERE / "SPEED.md").write_text(text)
     failed = (g["median"] >= TARGET_GRID_S or plan["median"] >= TARGET_PLAN_S
-              or helps["median"] >= TARGET_HELP_S)
-    bad_rc = any(rc not in (0, 1) for rc in plan["rcs"]) or any(helps["rcs"])
+              or helps["median"] >= TARGET_HELP_S or sized["median"] >= TARGET_SIZE_S)
+    bad_rc = (any(rc not in (0, 1) for rc in plan["rcs"]) or any(helps["rcs"])
+              or any(sized["rcs"]))
     return 1 if failed or bad_rc else 0
 
 
