@@ -245,13 +245,8 @@ def build_engine(a, lay, b, f, rates, lengths: Lengths, batch_cap: Array,  # typ
     # the step overhead is in t_ctx only, so the difference is the context-dependent part
     slope = (t_ctx - step_overhead(f2, batch) - t_one) / max(ctx - max(ctx / 2, 1.0), 1e-9)
     # interpolate from the coarse points onto the grid (decode time is smooth in n)
-    j = np.clip(np.searchsorted(pts, n, side="right") - 1, 0, max(len(pts) - 2, 0))
-    if len(pts) > 1:
-        w = (n - pts[j]) / (pts[j + 1] - pts[j])
-        dec = t_ctx[:, j] * (1 - w) + t_ctx[:, j + 1] * w
-        slp = slope[:, j] * (1 - w) + slope[:, j + 1] * w
-    else:
-        dec, slp = t_ctx[:, :1].copy(), slope[:, :1].copy()
+    at = np.broadcast_to(n[None, :], (P, len(n)))
+    dec, slp = _interp_grid(pts, t_ctx, at), _interp_grid(pts, slope, at)
     pairs = lengths.quantile_pairs()
     isl = pairs.input[None, :]
     full = np.broadcast_to(isl, (P, isl.shape[1]))

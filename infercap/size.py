@@ -25,7 +25,7 @@ from infercap.arch import arch_of
 from infercap.catalog import GPU, Catalog, Model
 from infercap.errors import UsageError
 from infercap.inputs import gather, tabulate
-from infercap.perf import Layout, kv_bytes_per_sequence, link_bandwidth, max_sequences
+from infercap.perf import Layout, link_bandwidth
 from infercap.precision import PRESETS
 from infercap.profile import Profile, Resolver
 from infercap.queueing import Engine, Lengths, Queue, analyse, build_engine, capacity
@@ -159,24 +159,16 @@ def slo_rate(e: Engine, s: Scenario, ttft_extra: np.ndarray | float = 0.0, ttft:
 def _pool(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolver,
           engine: Profile | None, lengths: Lengths, mode: str) -> Pool | None:
     """Candidates for one pool: 'aggregated', 'prefill' (output 1) or 'decode' (no prompts)."""
-    from infercap.sweep import layouts_for_counts
+    from infercap.sweep import layouts_for_counts, offered
 
     a = arch_of(model)
     precs = _precisions(s, model)
     lays = layouts_for_counts(model, _counts(s.max_gpus_per_instance))
     t = tabulate(gpus, precs, resolver, engine)
-    G, Q, L = len(gpus), len(precs), len(lays.tp)
-    if not L:
+    if not len(lays.tp):
         return None
-    gi, qi, li = (x.ravel() for x in np.meshgrid(np.arange(G), np.arange(Q), np.arange(L),
-                                                 indexing="ij"))
-    keep = t.runnable[gi, qi]
-    gi, qi, li = gi[keep], qi[keep], li[keep]
-    rates, figs, byt = gather(t, gi, qi)
-    lay = Layout(lays.tp[li], lays.pp[li], lays.ep[li], lays.dp[li])
     ctx = lengths.mean_input + (1.0 if mode == "prefill" else lengths.mean_output)
-    fit = np.minimum(max_sequences(a, lay, byt, figs, rates, np.float64(ctx)),
-                     figs.max_batch_size)
+    gi, qi, lay, fit = offered(a, t, lays, ctx)
     sel = np.flatnonzero(fit >= 1)
     if not len(sel):
         return None

@@ -14,7 +14,7 @@ import numpy as np
 
 from infercap.arch import Arch, arch_of
 from infercap.catalog import GPU, Model
-from infercap.inputs import gather, tabulate
+from infercap.inputs import Tables, gather, tabulate
 from infercap.perf import (Layout, kv_bytes_per_sequence, max_sequences, weight_bytes_per_gpu,
                            workspace_bytes_per_gpu)
 from infercap.precision import Precision
@@ -189,6 +189,23 @@ class Result:
         return out
 
 
+def offered(a: Arch, t: Tables, lays: Layouts, context: float | np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, Layout, np.ndarray]:
+    """Every (GPU, precision, layout) combination the GPU offers, flat: GPU and precision
+    indices into ``t``, the layouts, and how many sequences of ``context`` tokens fit in memory
+    (capped by the engine's max_batch_size)."""
+    G, Q, L = t.runnable.shape[0], t.runnable.shape[1], len(lays.tp)
+    gi, qi, li = (x.ravel() for x in np.meshgrid(np.arange(G), np.arange(Q), np.arange(L),
+                                                 indexing="ij"))
+    ok = t.runnable[gi, qi]
+    gi, qi, li = gi[ok], qi[ok], li[ok]
+    rates, figs, byt = gather(t, gi, qi)
+    lay = Layout(lays.tp[li], lays.pp[li], lays.ep[li], lays.dp[li])
+    fit = np.minimum(max_sequences(a, lay, byt, figs, rates, np.float64(context)),
+                     figs.max_batch_size)
+    return gi, qi, lay, fit
+
+
 def sweep(
     model: Model,
     gpus: Sequence[GPU],
@@ -226,16 +243,9 @@ def sweep(
     if L == 0 or G == 0 or Q == 0:
         return Result({}, 0, notes)
     # stage 1: (gpu, precision, layout) combinations that are offered; memory fit per layout
-    gi, qi, li = (x.ravel() for x in np.meshgrid(np.arange(G), np.arange(Q), np.arange(L),
-                                                 indexing="ij"))
-    ok = t.runnable[gi, qi]
-    gi, qi, li = gi[ok], qi[ok], li[ok]
-    rates, figs, byt = gather(t, gi, qi)
-    lay = Layout(lays.tp[li], lays.pp[li], lays.ep[li], lays.dp[li])
     isl = np.float64(workload.input_tokens)
     osl = np.float64(workload.output_tokens)
-    fit = max_sequences(a, lay, byt, figs, rates, isl + osl)
-    fit = np.minimum(fit, figs.max_batch_size)
+    gi, qi, lay, fit = offered(a, t, lays, isl + osl)
     # stage 2: broadcast over batch sizes, keep what fits
     ci, bi = (x.ravel() for x in np.meshgrid(np.arange(len(gi)), np.arange(B), indexing="ij"))
     evaluated = len(ci)
