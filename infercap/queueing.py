@@ -24,8 +24,10 @@ model built on it (``analyse``) has three parts, each named in its code:
    (insensitive to the output-length distribution; Kelly 1979, ch. 3) and a geometric queue
    above it. It gives the chance an arrival waits for a slot, the wait (exponential, as in
    M/M/c), and the distribution of the running batch.
-3. **TTFT** once admitted: the residual of the iteration the request arrives in (length-biased),
-   then one iteration holding its prompt and the prompts that arrived with it. **TPOT**: the
+3. **TTFT** once admitted: the residual of the iteration the request arrives in (length-biased;
+   a long prompt's iterations are one block, held until its last chunk: head-of-line
+   blocking), then one iteration holding its prompt and the prompts that arrived with it; an
+   arrival that finds the engine empty starts at once. **TPOT**: the
    mean iteration over the request's decode; it varies with the prefill work of the requests
    arriving meanwhile (compound Poisson, amplified by 1 / (1 - rho_p) because longer
    iterations admit more work) and with the batch size (its time average over a lifetime has
@@ -518,6 +520,9 @@ def _poisson_grid(mean: Array, size: int) -> Array:
     return pmf / np.maximum(pmf.sum(axis=-1, keepdims=True), 1e-300)
 
 
+LANDING_GROUPS = 8  # size classes of the prompt that sets the landing block's length
+
+
 def _admitted_mixture(lam: Array, d: Array, m1: Array, m2: Array, rho: Array, own: Array,
                       extra: Array, p_idle: Array, d_idle: Array) -> _Mixture:
     """Prompts per iteration follow j' ~ Poisson(lam (D + j E[P])): a branching process with
@@ -529,13 +534,25 @@ def _admitted_mixture(lam: Array, d: Array, m1: Array, m2: Array, rho: Array, ow
     iteration of ``d_idle`` + its own cost, with no residual."""
     mean_j = lam * d / (1 - rho)
     var_j = mean_j / (1 - rho**2)
-    J = int(np.clip(np.ceil(np.max(mean_j + 7 * np.sqrt(var_j) + 3)), 4, 48))
-    pj = _pmf_grid(mean_j, var_j, J)
-    j = np.arange(J)[None, :]
-    tau = d[:, None] + j * m1[:, None]  # (P, J)
-    wj = pj * tau
+    J0 = int(np.clip(np.ceil(np.max(mean_j + 7 * np.sqrt(var_j) + 3)), 4, 48))
+    pj = _pmf_grid(mean_j, var_j, J0)
+    # the landing block holds j prompts: one drawn from L groups of the lengths (by size), the
+    # other j - 1 at the mean; the block lasts until that prompt's last chunk (a long prompt
+    # holds every later arrival for all its chunks: head-of-line blocking). Length-biased.
+    S0 = own.shape[1]
+    L = min(S0, LANDING_GROUPS)
+    groups = np.array_split(np.arange(S0), L)
+    block = np.stack([(own + extra)[:, g].mean(axis=1) for g in groups], axis=1)  # (P, L)
+    j = np.arange(J0)[None, :, None]
+    tau = np.where(j == 0, d[:, None, None],
+                   d[:, None, None] + (j - 1) * m1[:, None, None] + block[:, None, :])
+    wj = (pj[:, :, None] / L) * tau
+    P = len(lam)
+    J = J0 * L
+    tau = tau.reshape(P, J)
+    wj = wj.reshape(P, J)
     wj = wj / wj.sum(axis=1, keepdims=True)
-    comp = lam[:, None] * tau  # companions: Poisson over the landing iteration
+    comp = lam[:, None] * tau  # companions: Poisson over the landing block
     K = int(np.clip(np.ceil(np.max(comp + 7 * np.sqrt(comp) + 3)), 4, 48))
     pk = _poisson_grid(comp, K)  # (P, J, K)
     S = own.shape[1]
@@ -544,7 +561,6 @@ def _admitted_mixture(lam: Array, d: Array, m1: Array, m2: Array, rho: Array, ow
              + (own + extra)[:, None, None, :])  # (P, 1, K, S)
     spread = np.sqrt(k * np.maximum(m2 - m1**2, 0.0)[:, None, None, None])
     weight = np.broadcast_to((wj[:, :, None] * pk)[..., None] / S, (len(lam), J, K, S))
-    P = len(lam)
     const = np.broadcast_to(const, weight.shape).reshape(P, J, K * S)
     weight = weight.reshape(P, J, K * S) * (1.0 - p_idle)[:, None, None]
     spread = np.broadcast_to(spread, (P, J, K, S)).reshape(P, J, K * S)
