@@ -429,11 +429,11 @@ def pipeline_decode(
     return lay.pp * (step.total + hop), step
 
 
-def pipeline_prefill(
+def prefill_stage(
     a: Arch, lay: Layout, b: Bytes, f: Figs, rates: Rates, prompts: Array, length: Array
-) -> tuple[Array, StepTime]:
-    """Prefill latency of ``prompts`` prompts through all pp stages, chunked by the engine's
-    ``max_num_tokens`` budget (each chunk re-reads the weights)."""
+) -> tuple[Array, Array, Array, StepTime]:
+    """(time one pipeline stage spends on ``prompts`` prompts, chunks, hop time per chunk,
+    step) with prefill chunked by the engine's ``max_num_tokens`` budget."""
     tokens = prompts * length
     chunks = np.maximum(np.ceil(tokens / f.max_num_tokens), 1.0)
     step = prefill(a, lay, b, f, rates, prompts, length)
@@ -447,5 +447,17 @@ def pipeline_prefill(
         total = step.total + extra
     else:
         total = step.total
-    hop = hop_time(f, rates, lay, tokens * a.hidden * ACT_BYTES)
-    return lay.pp * total + (lay.pp - 1) * hop, step
+    hop = hop_time(f, rates, lay, np.minimum(tokens, f.max_num_tokens) * a.hidden * ACT_BYTES)
+    return total, chunks, hop, step
+
+
+def pipeline_prefill(
+    a: Arch, lay: Layout, b: Bytes, f: Figs, rates: Rates, prompts: Array, length: Array
+) -> tuple[Array, StepTime]:
+    """Prefill latency of ``prompts`` prompts through all pp stages, chunked by the engine's
+    ``max_num_tokens`` budget (each chunk re-reads the weights). Pipelined stages: the first
+    chunk crosses every stage, the others follow one stage behind (micro-batching), so the
+    latency is the stage time x (1 + (pp - 1) / chunks), pp x the stage time for one chunk,
+    plus each chunk's activation hop between consecutive stages."""
+    total, chunks, hop, step = prefill_stage(a, lay, b, f, rates, prompts, length)
+    return total * (1.0 + (lay.pp - 1) / chunks) + (lay.pp - 1) * hop, step

@@ -39,6 +39,7 @@ from infercap.perf import (
     max_sequences,
     pipeline_decode,
     pipeline_prefill,
+    prefill_stage,
 )
 
 
@@ -68,9 +69,10 @@ def prefill_cost_per_prompt(
 ) -> np.ndarray:
     """Seconds of engine time one prompt costs when prompts share ``max_num_tokens`` chunks."""
     per_chunk = np.maximum(np.floor(f.max_num_tokens / isl), 1.0)
-    t, _ = pipeline_prefill(a, lay, b, f, rates, per_chunk, isl)
-    # a pipeline overlaps chunks across stages: one chunk leaves every stage-time
-    return t / per_chunk / lay.pp
+    # a pipeline overlaps chunks across stages: the engine is busy one stage-time per chunk
+    # (plus the hop of its activations to the next stage)
+    stage, _, hop, _ = prefill_stage(a, lay, b, f, rates, per_chunk, isl)
+    return (stage + (lay.pp - 1) / lay.pp * hop) / per_chunk
 
 
 def iteration(

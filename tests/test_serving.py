@@ -13,7 +13,7 @@ import pytest
 from infercap import serving
 from infercap.arch import arch_of
 from infercap.perf import (Bytes, Layout, decode_step, hop_time, pipeline_decode,
-                           pipeline_prefill)
+                           pipeline_prefill, prefill_stage)
 
 from test_perf import TINY, neutral_figs, rates
 
@@ -81,3 +81,25 @@ def test_pipeline_parallel_decode_rotates_micro_batches():
     assert hop == pytest.approx(4 * 64 * 2.0 / 100e9)
     assert one(step.total) == pytest.approx(one(stage.total), rel=1e-12)
     assert one(t) == pytest.approx(2 * (one(stage.total) + hop), rel=1e-12)
+
+
+def test_pipeline_prefill_streams_chunks_over_the_stages():
+    """A prompt of 4 chunks on 2 stages: the first chunk crosses both stages, the other three
+    follow one stage behind, so latency = stage time x (1 + 1/4) + one chunk's hop; a prompt
+    of one chunk takes both stages in turn (2 x stage time + hop). The engine's cost per
+    prompt (throughput) stays one stage-time per chunk."""
+    f = neutral_figs(max_num_tokens=64.0)
+    r = rates()
+    pp2 = Layout(np.array(1.0), np.array(2.0), np.array(1.0))
+    long_p, short_p = np.array(256.0), np.array(64.0)
+    stage, chunks, hop, _ = prefill_stage(A, pp2, B16, f, r, np.array(1.0), long_p)
+    assert one(chunks) == 4
+    t, _ = pipeline_prefill(A, pp2, B16, f, r, np.array(1.0), long_p)
+    assert one(t) == pytest.approx(one(stage) * 1.25 + one(hop), rel=1e-12)
+    assert one(hop) == pytest.approx(one(hop_time(f, r, pp2, np.array(64.0 * A.hidden * 2.0))),
+                                     rel=1e-12)
+    s1, c1, h1, _ = prefill_stage(A, pp2, B16, f, r, np.array(1.0), short_p)
+    t1, _ = pipeline_prefill(A, pp2, B16, f, r, np.array(1.0), short_p)
+    assert one(c1) == 1 and one(t1) == pytest.approx(2 * one(s1) + one(h1), rel=1e-12)
+    cost = serving.prefill_cost_per_prompt(A, pp2, B16, f, r, long_p)
+    assert one(cost) == pytest.approx(one(stage) + 0.5 * one(hop), rel=1e-12)
