@@ -515,9 +515,17 @@ def _explain_disaggregation(rows) -> None:  # type: ignore[no-untyped-def]
         a, d = modes["aggregated"], modes["disaggregated"]
         cheaper, other = (d, a) if d["usd_per_hour"] < a["usd_per_hour"] else (a, d)
         saving = (1 - cheaper["usd_per_hour"] / other["usd_per_hour"]) * 100
-        why = ("decode runs without prompt work in its iterations, so it meets the TPOT SLO at a "
-               f"larger batch ({d['mean_batch_peak']:.0f} vs {a['mean_batch_peak']:.0f} "
-               "sequences per instance at peak)") if cheaper is d else (
+        per_gpu_d = float(d["mean_batch_peak"]) / float(d["gpus_per_instance"])
+        per_gpu_a = float(a["mean_batch_peak"]) / float(a["gpus_per_instance"])
+        if per_gpu_d > per_gpu_a:
+            d_why = ("decode runs without prompt work in its iterations, so it meets the TPOT "
+                     f"SLO at a larger batch ({per_gpu_d:.0f} vs {per_gpu_a:.0f} sequences per "
+                     "decode GPU at peak)")
+        else:
+            d_why = ("each pool runs its own layout: prompts on "
+                     f"{d['prefill_layout']}, decode on {d['gpus_per_instance']} GPU(s) per "
+                     "instance, so neither pays for the other's SLO")
+        why = d_why if cheaper is d else (
                "one pool shares GPUs between prompts and decode without a KV transfer or a "
                "second pool's rounding")
         if saving > 0.5:
