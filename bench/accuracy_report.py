@@ -173,8 +173,17 @@ def main(argv: list[str]) -> int:
     out.append(table(["subset", "group", "cases", "skipped", "MdAPE %", "bias %",
                       "target MdAPE %", "met"], body))
     out.append("\nThe MoE cases outside TensorRT-LLM's Mixtral runs are GPUStack's finite "
-               "ShareGPT bursts (see the worst cases): the steady-state model over-predicts "
-               "them several-fold, and no figure can be fitted to them honestly.\n")
+               "ShareGPT bursts (1,000 requests sent at once through an OpenAI-compatible HTTP "
+               "server; see the worst cases). Their outcome is set by what the cases do not "
+               "carry: the request-length distribution, how many sequences the engine's KV pool "
+               "admits (GPUStack's published runs of gpt-oss-120b on one H100 imply, by Little's law, about 150 "
+               "concurrent sequences under vLLM and 50 under SGLang, where the memory left after "
+               "weights would hold about 500) and the HTTP front end's per-token cost (TensorRT-"
+               "LLM's server at 224 ms per output token with about 1,000 streams, nine times "
+               "the modelled GPU time). Simulating the bursts (`num_requests`) with fixed lengths leaves "
+               "the throughput 2-14x too high; a per-sequence host cost of about 200 us per step "
+               "brings throughput within about 30% but moves TPOT the wrong way for vLLM. No "
+               "figure is fitted to these 12 cases.\n")
     # worst cases
     pred = [r for r in rows if r.error_pct is not None]
     worst = sorted(pred, key=lambda r: -abs(np.log1p(r.error_pct / 100)))[:20]
