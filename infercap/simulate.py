@@ -34,6 +34,7 @@ class Simulated:
     ttft: np.ndarray
     tpot: np.ndarray  # requests with more than one output token
     output_tokens_per_s: float
+    itl_mean: float  # mean gap between streamed tokens (weighted by tokens, unlike TPOT)
     mean_batch: float
     iterations: int
 
@@ -123,5 +124,6 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
     ttft = first[window] - arrive[window] + float(e.request_overhead_s[p])
     multi = window[osl[window] > 1]
     tpot = (end[multi] - first[multi]) / (osl[multi] - 1)
+    itl = float((end[multi] - first[multi]).sum() / max((osl[multi] - 1).sum(), 1.0))
     span = max(t - float(arrive[0]), 1e-12)
-    return Simulated(ttft, tpot, float(osl.sum() / span), batch_time / max(t, 1e-12), it)
+    return Simulated(ttft, tpot, float(osl.sum() / span), itl, batch_time / max(t, 1e-12), it)

@@ -344,6 +344,8 @@ def _simulated_metrics(out: np.ndarray, k: int, metric: str, stat: str, sim,  # 
         out[k] = sim.output_tokens_per_s * replicas
     elif metric == "ttft_ms":
         out[k] = agg(sim.ttft) * 1e3
+    elif metric == "itl_ms" and stat not in QUANTILE_OF:
+        out[k] = sim.itl_mean * 1e3  # token-weighted: long requests count per token
     elif metric in ("tpot_ms", "itl_ms", "decode_step_ms"):
         out[k] = agg(sim.tpot) * 1e3
     elif metric == "e2e_latency_s":

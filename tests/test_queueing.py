@@ -103,6 +103,18 @@ def test_simulation_is_seeded_and_conserves_requests(catalog):
     # a burst: everything arrives at once, the batch cap is the binding limit
     burst = simulate(e, 0, float("inf"), requests=200, seed=0, warmup=0.0)
     assert burst.ttft.max() > 5 * burst.ttft.min()
+    # fixed lengths: the token-weighted ITL is the per-request mean TPOT
+    assert a.itl_mean == pytest.approx(a.tpot.mean(), rel=1e-9)
+    # mixed lengths: long requests weigh more in the ITL (they decode late, at small batches
+    # after the burst's short ones leave, so their gaps differ from the short ones')
+    mixed = build_engine_for_mixed(catalog)
+    m = simulate(mixed, 0, float("inf"), requests=300, seed=0, warmup=0.0)
+    assert m.itl_mean != pytest.approx(m.tpot.mean(), rel=1e-3)
+
+
+def build_engine_for_mixed(catalog):  # type: ignore[no-untyped-def]
+    lengths = Lengths(np.array([256.0, 256.0]), np.array([16.0, 512.0]))
+    return engine_for(catalog, "llama-3.1-8b", "h100-sxm", "bf16", 1, 32, lengths)
 
 
 def test_idle_engine_pays_no_residual(catalog):
