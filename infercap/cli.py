@@ -73,6 +73,15 @@ OutputOpt = Annotated[
     typer.Option("--output", "-o", help="Write to FILE (atomically) instead of stdout."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No messages on stderr.")]
+ProfileOpt = Annotated[
+    Optional[str],
+    typer.Option("--profile", help="Calibration profile (id or YAML file) applied on top."),
+]
+ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML file (docs/scenarios.md).")]
+ScenarioEngineOpt = Annotated[
+    Optional[str],
+    typer.Option("--engine", help="Engine profile; default: the scenario's engine, else trtllm."),
+]
 
 
 def _format(value: Optional[str]):  # type: ignore[no-untyped-def]
@@ -247,8 +256,7 @@ def plan(
     engine: Annotated[str, typer.Option("--engine", help="Engine profile: trtllm, vllm, "
                                         "sglang, pytorch, default, or a profile file.")]
     = "trtllm",
-    profile: Annotated[Optional[str], typer.Option("--profile", help="Calibration profile "
-                                                   "(id or YAML file) applied on top.")] = None,
+    profile: ProfileOpt = None,
     catalog: CatalogOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
@@ -438,11 +446,9 @@ def _simulate_rows(r, quiet: bool) -> None:  # type: ignore[no-untyped-def]
 
 @app.command()
 def size(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (docs/scenarios.md).")],
-    engine: Annotated[Optional[str], typer.Option("--engine", help="Engine profile; default: "
-                                                  "the scenario's engine, else trtllm.")] = None,
-    profile: Annotated[Optional[str], typer.Option("--profile", help="Calibration profile "
-                                                   "(id or YAML file) applied on top.")] = None,
+    scenario: ScenarioArg,
+    engine: ScenarioEngineOpt = None,
+    profile: ProfileOpt = None,
     simulate: Annotated[bool, typer.Option("--simulate", help="Also run the discrete-event "
                                            "simulation of each aggregated deployment at peak "
                                            "and add its percentiles (sim_* columns).")]
@@ -535,11 +541,9 @@ def _explain_disaggregation(rows) -> None:  # type: ignore[no-untyped-def]
 
 @app.command()
 def check(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (docs/scenarios.md).")],
-    engine: Annotated[Optional[str], typer.Option("--engine", help="Engine profile; default: "
-                                                  "the scenario's engine, else trtllm.")] = None,
-    profile: Annotated[Optional[str], typer.Option("--profile", help="Calibration profile "
-                                                   "(id or YAML file) applied on top.")] = None,
+    scenario: ScenarioArg,
+    engine: ScenarioEngineOpt = None,
+    profile: ProfileOpt = None,
     catalog: CatalogOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,

@@ -539,9 +539,9 @@ def _admitted_mixture(lam: Array, d: Array, m1: Array, m2: Array, rho: Array, ow
     # the landing block holds j prompts: one drawn from L groups of the lengths (by size), the
     # other j - 1 at the mean; the block lasts until that prompt's last chunk (a long prompt
     # holds every later arrival for all its chunks: head-of-line blocking). Length-biased.
-    S0 = own.shape[1]
-    L = min(S0, LANDING_GROUPS)
-    groups = np.array_split(np.arange(S0), L)
+    S = own.shape[1]
+    L = min(S, LANDING_GROUPS)
+    groups = np.array_split(np.arange(S), L)
     block = np.stack([(own + extra)[:, g].mean(axis=1) for g in groups], axis=1)  # (P, L)
     j = np.arange(J0)[None, :, None]
     tau = np.where(j == 0, d[:, None, None],
@@ -555,7 +555,6 @@ def _admitted_mixture(lam: Array, d: Array, m1: Array, m2: Array, rho: Array, ow
     comp = lam[:, None] * tau  # companions: Poisson over the landing block
     K = int(np.clip(np.ceil(np.max(comp + 7 * np.sqrt(comp) + 3)), 4, 48))
     pk = _poisson_grid(comp, K)  # (P, J, K)
-    S = own.shape[1]
     k = np.arange(K)[None, None, :, None]
     const = (d[:, None, None, None] + k * m1[:, None, None, None]
              + (own + extra)[:, None, None, :])  # (P, 1, K, S)

@@ -86,14 +86,14 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
         if c.gpu not in catalog.gpus:
             prep.skipped[i] = f"unknown GPU id {c.gpu!r}"
             continue
-        if c.stat in ("p90", "p99") and not (
-                c.metric in ("ttft_ms", "tpot_ms") and (
-                    c.scenario == "rate" or (c.scenario == "offline" and c.num_requests))):
-            if c.scenario in ("offline", "rate", "concurrency"):
-                prep.skipped[i] = (f"{c.stat} of {c.metric} under {c.scenario} load is not "
-                                   "modelled (percentiles: TTFT and TPOT of rate cases and of "
-                                   "offline runs with num_requests)")
-                continue
+        has_distribution = c.metric in ("ttft_ms", "tpot_ms") and (
+            c.scenario == "rate" or (c.scenario == "offline" and bool(c.num_requests)))
+        if (c.stat in ("p90", "p99") and c.scenario in ("offline", "rate", "concurrency")
+                and not has_distribution):
+            prep.skipped[i] = (f"{c.stat} of {c.metric} under {c.scenario} load is not "
+                               "modelled (percentiles: TTFT and TPOT of rate cases and of "
+                               "offline runs with num_requests)")
+            continue
         if c.scenario == "offline" and c.metric in ("ttft_ms", "e2e_latency_s") \
                 and not c.num_requests:
             prep.skipped[i] = ("offline TTFT/latency depends on the number of queued requests; "
@@ -237,7 +237,6 @@ def predict_group(g: Group, figs: Mapping[str, np.ndarray] | None = None,
     and offline runs of a given ``num_requests`` are simulated (``infercap.simulate``) unless
     ``simulate`` is False (calibration: NaN there)."""
     from infercap.queueing import analyse, closed_loop
-    from infercap.simulate import simulate as run_simulation
 
     f = Figs(dict(figs) if figs is not None else g.figs)
     a, lay, b, r = g.arch, g.lay, g.byt, g.rates
@@ -260,7 +259,7 @@ def predict_group(g: Group, figs: Mapping[str, np.ndarray] | None = None,
     m = sc == "batch"
     if m.any():
         s = static_batch(a, lay, b, f, r, g.batch, g.isl, g.osl)
-        _serving_metrics(put, m, me, s, g.replicas)
+        _serving_metrics(out, m, me, s, g.replicas, g.osl)
     m = sc == "concurrency"
     if m.any():
         for ks, e in _engines(g, f, m):
@@ -270,17 +269,13 @@ def predict_group(g: Group, figs: Mapping[str, np.ndarray] | None = None,
     if m.any():
         batch = np.maximum(offline_batch(a, lay, b, f, r, g.isl, g.osl), 1.0)
         s = steady_state(a, lay, b, f, r, batch, g.isl, g.osl)
-        _serving_metrics(put, m & (g.nreq == 0), me, s, g.replicas)
+        _serving_metrics(out, m & (g.nreq == 0), me, s, g.replicas, g.osl)
         # a finite queue of num_requests: the burst, simulated (TTFT grows with the queue)
         burst = m & (g.nreq > 0)
-        if burst.any():
+        if simulate and burst.any():
             for ks, e in _engines(g, f, burst):
                 for j, k in enumerate(ks):
-                    if not simulate:
-                        continue
-                    per = int(np.ceil(g.nreq[k] / g.replicas[k]))
-                    sim = run_simulation(e, j, np.inf, requests=per, seed=0, warmup=0.0)
-                    _simulated_metrics(out, k, me[k], g.stat[k], sim, g.replicas[k], g.osl[k])
+                    _simulate_case(out, g, e, j, k, np.inf)
     m = sc == "rate"
     if m.any():
         for ks, e in _engines(g, f, m):
@@ -303,14 +298,21 @@ def predict_group(g: Group, figs: Mapping[str, np.ndarray] | None = None,
                         out[ks[j]] = tp[j, col] * 1e3
             # past capacity there is no steady state: the latency grows with the run, so a
             # run of known length (num_requests) is simulated; otherwise it is not predicted
-            for j in np.flatnonzero(q.saturated & (g.nreq[ks] > 0)):
-                k = ks[j]
-                if not simulate:
-                    continue
-                per = int(np.ceil(g.nreq[k] / g.replicas[k]))
-                sim = run_simulation(e, j, float(lam[j]), requests=per, seed=0, warmup=0.0)
-                _simulated_metrics(out, k, me[k], g.stat[k], sim, g.replicas[k], g.osl[k])
+            if simulate:
+                for j in np.flatnonzero(q.saturated & (g.nreq[ks] > 0)):
+                    _simulate_case(out, g, e, j, ks[j], float(lam[j]))
     return out
+
+
+def _simulate_case(out: np.ndarray, g: Group, e, j: int, k: int,  # type: ignore[no-untyped-def]
+                   rate: float) -> None:
+    """Case ``k`` (configuration ``j`` of ``e``) from a seeded simulation of its finite run:
+    num_requests split evenly over the replicas, each offered ``rate`` (inf: a burst)."""
+    from infercap.simulate import simulate
+
+    per = int(np.ceil(g.nreq[k] / g.replicas[k]))
+    sim = simulate(e, j, rate, requests=per, seed=0, warmup=0.0)
+    _simulated_metrics(out, k, g.metric[k], g.stat[k], sim, g.replicas[k], g.osl[k])
 
 
 def _engines(g: Group, f: Figs, mask: np.ndarray):  # type: ignore[no-untyped-def]
@@ -320,13 +322,12 @@ def _engines(g: Group, f: Figs, mask: np.ndarray):  # type: ignore[no-untyped-de
 
     a = g.arch
     sel = np.flatnonzero(mask)
-    cap = np.maximum(offline_batch(a, g.lay, g.byt, f, g.rates, g.isl, g.osl), 1.0)
     for isl, osl in sorted({(float(g.isl[k]), float(g.osl[k])) for k in sel}):
         ks = sel[(g.isl[sel] == isl) & (g.osl[sel] == osl)]
         sub = _subset(g, ks)
         fs = Figs({k: np.asarray(v)[ks] for k, v in f.values.items()})
-        yield ks, build_engine(a, sub.lay, sub.byt, fs, sub.rates, Lengths.fixed(isl, osl),
-                               cap[ks])
+        cap = np.maximum(offline_batch(a, sub.lay, sub.byt, fs, sub.rates, sub.isl, sub.osl), 1.0)
+        yield ks, build_engine(a, sub.lay, sub.byt, fs, sub.rates, Lengths.fixed(isl, osl), cap)
 
 
 QUANTILE_OF = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
@@ -363,13 +364,17 @@ def _load_metrics(out: np.ndarray, ks: np.ndarray, me: np.ndarray, ttft: np.ndar
     out[ks] = vals
 
 
-def _serving_metrics(put, m, me, s, replicas) -> None:  # type: ignore[no-untyped-def]
-    put(m & (me == "output_tokens_per_s"), s.output_tokens_per_s * replicas)
-    put(m & (me == "ttft_ms"), s.ttft * 1e3)
-    put(m & np.isin(me, ["tpot_ms", "itl_ms"]), s.tpot * 1e3)
-    put(m & (me == "e2e_latency_s"), s.e2e)
-    put(m & (me == "decode_step_ms"), s.tpot * 1e3)
-    put(m & (me == "prefill_ms"), s.ttft * 1e3)
+def _serving_metrics(out: np.ndarray, mask: np.ndarray, me: np.ndarray, s,  # type: ignore[no-untyped-def]
+                     replicas: np.ndarray, osl: np.ndarray) -> None:
+    """A ``serving.Serving`` result's metrics for the cases in ``mask`` (as ``_load_metrics``;
+    a prefill_ms of these scenarios is their TTFT)."""
+    ks = np.flatnonzero(mask)
+    n = out.shape
+    ttft = np.broadcast_to(s.ttft, n)[ks]
+    _load_metrics(out, ks, me[ks], ttft, np.broadcast_to(s.tpot, n)[ks],
+                  np.broadcast_to(s.output_tokens_per_s * replicas, n)[ks], osl[ks])
+    pre = me[ks] == "prefill_ms"
+    out[ks[pre]] = ttft[pre] * 1e3
 
 
 def predict(prep: Prepared, override: FigureOverride | None = None,
