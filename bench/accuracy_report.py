@@ -99,6 +99,87 @@ def why(r: Row, roof: Row | None) -> str:
     return "not explained by a known mechanism"
 
 
+LAB = ROOT / "bench" / "data" / "gpustack-lab.yaml"
+
+
+def lab_kind(c, sharegpt: set[str]) -> str:  # type: ignore[no-untyped-def]
+    """The workload of a GPUStack lab case, from its scenario and notes."""
+    if c.scenario == "concurrency":
+        return "ShareGPT at concurrency 4"
+    return "ShareGPT burst" if c.id in sharegpt else "random fixed-length burst"
+
+
+def lab_section(cat, res) -> list[str]:  # type: ignore[no-untyped-def]
+    """Error on GPUStack's HTTP-served vLLM/SGLang runs (bench/data/gpustack-lab.yaml)."""
+    import yaml
+
+    cases = load_cases([LAB])
+    sharegpt = {c["id"] for c in yaml.safe_load(LAB.read_text())["cases"]
+                if "sharegpt" in c.get("notes", "").lower()}
+    rows = [r for r in rows_for(cases, cat, res) if r.case.stat in (None, "mean")]
+    moe_ids = {m.id for m in cat.models.values() if m.moe is not None}
+    groups: dict[tuple[str, ...], list[Row]] = {}
+    for r in rows:
+        c = r.case
+        fam = "throughput" if c.metric == "output_tokens_per_s" else "ttft/tpot/itl"
+        key = (c.engine or "-", c.gpu, "MoE" if c.model in moe_ids else "dense", lab_kind(c, sharegpt),
+               fam)
+        groups.setdefault(key, []).append(r)
+    body = []
+    for key in sorted(groups):
+        rs = [r for r in groups[key] if r.error_pct is not None]
+        if not rs:
+            continue
+        e = np.array([r.error_pct for r in rs])
+        body.append(list(key) + [str(len(rs)), fmt(float(np.median(np.abs(e)))),
+                                 fmt(float(e.mean()))])
+    pred = [r for r in rows if r.error_pct is not None]
+
+    def stats(rs: list[Row]) -> str:
+        e = np.array([r.error_pct for r in rs])
+        return f"MdAPE {np.median(np.abs(e)):.0f}%, bias {e.mean():+.0f}%"
+
+    thr = [r for r in pred if r.case.metric == "output_tokens_per_s"]
+    lat = [r for r in pred if r.case.metric != "output_tokens_per_s"]
+    # predicted / measured throughput of the fixed-length bursts, per group of 4+ cases
+    ratios = [1.0 + float(np.mean([r.error_pct for r in v if r.error_pct is not None])) / 100
+              for k, v in groups.items()
+              if k[3] == "random fixed-length burst" and k[4] == "throughput"
+              and sum(r.error_pct is not None for r in v) >= 4]
+    conc = {m: float(np.mean([r.error_pct for r in pred
+                              if r.case.scenario == "concurrency" and r.case.metric == m]))
+            for m in ("ttft_ms", "tpot_ms")}
+    return [
+        "\n## HTTP-served bursts of vLLM and SGLang (GPUStack performance lab)\n",
+        f"`{LAB.relative_to(ROOT)}`: {len(cases)} cases from GPUStack's published runs "
+        "(`vllm bench serve --backend openai-chat` against the engine's OpenAI-compatible "
+        "server) that are not in ../shared/benchmarks: random-dataset bursts of fixed lengths "
+        "(32000/100, 4000/200, 2000/100 and 128/4 tokens, 100 to 1,000 requests sent at once, "
+        "simulated request by request), ShareGPT bursts from the parallelism and quantization "
+        "sections, and ShareGPT at a concurrency of 4. Means only below "
+        f"({len(pred)} predicted; the file also carries medians and p99s): throughput "
+        f"{stats(thr)}; TTFT, TPOT and ITL {stats(lat)}.\n",
+        table(["engine", "GPU", "model", "workload", "metrics", "cases", "MdAPE %", "bias %"],
+              body),
+        "\nWhat the table says: with fixed lengths and a known number of requests what the "
+        "simulation does not know is the engine's speed and its admission policy, and the "
+        "model predicts "
+        f"{min(ratios):.1f}-{max(ratios):.1f}x the throughput these runs measured (per group "
+        "of fixed-length bursts), for MoE and dense models alike, with TTFT and TPOT low to "
+        f"match; even at a concurrency of 4 TPOT is {-conc['tpot_ms']:.0f}% low and TTFT (which "
+        f"includes the server's own latency) {-conc['ttft_ms']:.0f}% low. Dense models on A100 "
+        "are the closest. TensorRT-LLM's published results on the same GPUs, measured by its "
+        "own benchmark without an HTTP front end, are within about 10% (above), so the gap is not in the GPU model; what the "
+        "lab's runs add is the OpenAI-compatible server streaming hundreds of responses, the "
+        "engines' default admission and preemption under a full KV cache, and hardware "
+        "several documents name only as \"NVIDIA H100 GPUs\". Fitting the vLLM and SGLang "
+        "figures to them would move every other prediction for those engines by the same "
+        "factor, so they are reported, not fitted: under heavy HTTP load, expect these "
+        "engines to deliver roughly half of what infercap predicts, or calibrate a profile "
+        "on your own runs (`infercap calibrate`).\n",
+    ]
+
+
 def main(argv: list[str]) -> int:
     files = [Path(p) for p in argv] or shipped_files()
     cases = load_cases(files)
@@ -174,16 +255,16 @@ def main(argv: list[str]) -> int:
                       "target MdAPE %", "met"], body))
     out.append("\nThe MoE cases outside TensorRT-LLM's Mixtral runs are GPUStack's finite "
                "ShareGPT bursts (1,000 requests sent at once through an OpenAI-compatible HTTP "
-               "server; see the worst cases). Their outcome is set by what the cases do not "
-               "carry: the request-length distribution, how many sequences the engine's KV pool "
-               "admits (GPUStack's published runs of gpt-oss-120b on one H100 imply, by Little's law, about 150 "
-               "concurrent sequences under vLLM and 50 under SGLang, where the memory left after "
-               "weights would hold about 500) and the HTTP front end's per-token cost (TensorRT-"
-               "LLM's server at 224 ms per output token with about 1,000 streams, nine times "
-               "the modelled GPU time). Simulating the bursts (`num_requests`) with fixed lengths leaves "
-               "the throughput 2-14x too high; a per-sequence host cost of about 200 us per step "
-               "brings throughput within about 30% but moves TPOT the wrong way for vLLM. No "
-               "figure is fitted to these 12 cases.\n")
+               "server; see the worst cases). Two things set them apart from what the model "
+               "represents. Their requests have very different lengths, which the cases do not "
+               "carry (a mean TPOT over requests weights the short ones that run only during "
+               "the burst's prefill phase). And the engines served them 1.5-3x slower than the "
+               "model of the same GPUs predicts even where the lengths are fixed: the section "
+               "*HTTP-served bursts of vLLM and SGLang* below scores 800 runs from the same lab, "
+               "dense models included, and finds the same gap, so it is not a MoE or precision "
+               "effect that a figure of the model could name. No figure is fitted to these "
+               "cases.\n")
+    out.extend(lab_section(cat, res))
     # worst cases
     pred = [r for r in rows if r.error_pct is not None]
     worst = sorted(pred, key=lambda r: -abs(np.log1p(r.error_pct / 100)))[:20]
