@@ -55,6 +55,7 @@ CASE_SCHEMA = Schema(
         "batch": Field("number", positive=True),
         "context_tokens": Field("number", positive=True),
         "num_requests": Field("int", positive=True),
+        "lengths_csv": Field("str"),
         "metric": Field("str", required=True, choices=METRICS),
         "stat": Field("str", choices=STATS),
         "value": Field("number", required=True, positive=True),
@@ -89,6 +90,8 @@ class Case:
     stat: str
     value: float
     file: str
+    # (input, output) tokens of every request of the run, from lengths_csv (None: the means)
+    lengths: tuple[tuple[float, float], ...] | None = None
 
 
 def parse_cases(data: Any, file: str) -> list[Case]:
@@ -97,6 +100,7 @@ def parse_cases(data: Any, file: str) -> list[Case]:
                                key="cases")
     out: list[Case] = []
     seen: set[str] = set()
+    csvs: dict[Path, tuple[tuple[float, float], ...]] = {}
     for i, raw in enumerate(data["cases"]):
         cid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
         entry = cid or f"case #{i + 1}"
@@ -104,6 +108,10 @@ def parse_cases(data: Any, file: str) -> list[Case]:
         if cid in seen:
             raise MeasurementError("duplicate case id", file=file, entry=entry, key="id")
         seen.add(cid)  # type: ignore[arg-type]
+        lengths = None
+        if raw.get("lengths_csv") is not None:
+            raw = dict(raw)  # the CSV's means fill input_tokens/output_tokens
+            lengths = _lengths(raw, file, entry, csvs)
         for need in NEEDS[raw["scenario"]]:
             if raw.get(need) is None:
                 raise MeasurementError(
@@ -146,9 +154,32 @@ def parse_cases(data: Any, file: str) -> list[Case]:
                 stat=raw.get("stat") or "mean",
                 value=float(raw["value"]),
                 file=file,
+                lengths=lengths,
             )
         )
     return out
+
+
+def _lengths(raw: dict[str, Any], file: str, entry: str,
+             csvs: dict[Path, tuple[tuple[float, float], ...]]) -> tuple[tuple[float, float], ...]:
+    """The run's request lengths from ``lengths_csv`` (relative to the measurement file). Its
+    means are the case's input_tokens/output_tokens: filled in when absent, checked (within 2%)
+    when given."""
+    from infercap.scenario import read_lengths_csv
+
+    path = Path(file).parent / raw["lengths_csv"]
+    if path not in csvs:
+        csvs[path] = tuple(read_lengths_csv(path, file, key="lengths_csv",
+                                            error=MeasurementError, entry=entry))
+    rows = csvs[path]
+    for k, col in (("input_tokens", 0), ("output_tokens", 1)):
+        mean = sum(r[col] for r in rows) / len(rows)
+        if raw.get(k) is None:
+            raw[k] = mean
+        elif abs(raw[k] - mean) > 0.02 * mean:
+            raise MeasurementError(f"expected the mean of lengths_csv ({mean:.1f}) within 2%, "
+                                   f"got {raw[k]:g}", file=file, entry=entry, key=k)
+    return rows
 
 
 def load_cases(paths: Iterable[str | Path]) -> list[Case]:

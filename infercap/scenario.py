@@ -227,36 +227,40 @@ def parse_scenario(data: Any, file: str) -> Scenario:
     )
 
 
-def read_lengths_csv(path: Path, scenario_file: str) -> list[tuple[float, float]]:
-    """Rows of ``input_tokens,output_tokens`` (a header row naming them; one row per request)."""
+def read_lengths_csv(path: Path, scenario_file: str, key: str = "traffic.lengths_csv",
+                     error: type[InfercapError] = ScenarioError,
+                     entry: str | None = None) -> list[tuple[float, float]]:
+    """Rows of ``input_tokens,output_tokens`` (a header row naming them; one row per request).
+    A file that cannot be read is reported against ``scenario_file`` (the file naming it) and
+    ``key``; a bad row against the CSV itself, with its line."""
     where = str(path)
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             cols = reader.fieldnames or []
             if "input_tokens" not in cols or "output_tokens" not in cols:
-                raise ScenarioError(f"expected a header with input_tokens,output_tokens, got "
-                                    f"{','.join(cols) or 'nothing'}", file=where)
+                raise error(f"expected a header with input_tokens,output_tokens, got "
+                            f"{','.join(cols) or 'nothing'}", file=where)
             rows = []
             for line, row in enumerate(reader, start=2):
                 try:
                     i, o = float(row["input_tokens"]), float(row["output_tokens"])
                 except (TypeError, ValueError):
-                    raise ScenarioError(f"line {line}: expected two numbers, got "
-                                        f"{row['input_tokens']!r},{row['output_tokens']!r}",
-                                        file=where) from None
+                    raise error(f"line {line}: expected two numbers, got "
+                                f"{row['input_tokens']!r},{row['output_tokens']!r}",
+                                file=where) from None
                 if not (i >= 1 and o >= 1) or i != i or o != o or i == float("inf") \
                         or o == float("inf"):
-                    raise ScenarioError(f"line {line}: expected token counts >= 1, got "
-                                        f"{i:g},{o:g}", file=where)
+                    raise error(f"line {line}: expected token counts >= 1, got "
+                                f"{i:g},{o:g}", file=where)
                 rows.append((i, o))
     except OSError as exc:
-        raise ScenarioError(f"cannot read lengths CSV {where!r} ({exc.strerror or exc})",
-                            file=scenario_file, key="traffic.lengths_csv") from None
+        raise error(f"cannot read lengths CSV {where!r} ({exc.strerror or exc})",
+                    file=scenario_file, entry=entry, key=key) from None
     except UnicodeDecodeError:
-        raise ScenarioError("expected a UTF-8 CSV file", file=where) from None
+        raise error("expected a UTF-8 CSV file", file=where) from None
     if not rows:
-        raise ScenarioError("expected at least one request row", file=where)
+        raise error("expected at least one request row", file=where)
     return rows
 
 

@@ -48,6 +48,7 @@ class Group:
     stat: np.ndarray  # mean | p50 | p90 | p99
     gpu_ids: np.ndarray
     engines: np.ndarray
+    lengths: np.ndarray  # per case: the run's (input, output) pairs from lengths_csv, or None
 
 
 @dataclass
@@ -59,6 +60,13 @@ class Prepared:
 
 def _arr(values: Sequence[float | None], fill: float = 1.0) -> np.ndarray:
     return np.array([fill if v is None else float(v) for v in values], dtype=float)
+
+
+def _objects(values: Sequence[object]) -> np.ndarray:
+    """A 1-D object array of ``values`` (tuples stay elements, not rows)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
 
 
 def engine_family(engine: str | None) -> str | None:
@@ -188,6 +196,7 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
             stat=np.array([c.stat for c in cs], dtype=object),
             gpu_ids=np.array([c.gpu for c in cs], dtype=object),
             engines=np.array([engine_family(c.engine) or "default" for c in cs], dtype=object),
+            lengths=_objects([c.lengths for c in cs]),
         )
         # memory: a layout whose weights (or one sequence's KV cache) do not fit is skipped
         f = Figs(g.figs)
@@ -316,18 +325,26 @@ def _simulate_case(out: np.ndarray, g: Group, e, j: int, k: int,  # type: ignore
 
 
 def _engines(g: Group, f: Figs, mask: np.ndarray):  # type: ignore[no-untyped-def]
-    """(case positions, their queueing.Engine) for each distinct (input, output) length pair
-    among the cases in ``mask``; the batch cap is what the KV cache holds at full length."""
+    """(case positions, their queueing.Engine) for each distinct workload among the cases in
+    ``mask``: the run's request lengths (lengths_csv) or its mean (input, output) pair; the
+    batch cap is what the KV cache holds at the mean full length."""
     from infercap.queueing import Lengths, build_engine
 
     a = g.arch
     sel = np.flatnonzero(mask)
-    for isl, osl in sorted({(float(g.isl[k]), float(g.osl[k])) for k in sel}):
-        ks = sel[(g.isl[sel] == isl) & (g.osl[sel] == osl)]
+    keys = [(float(g.isl[k]), float(g.osl[k]), g.lengths[k]) for k in sel]
+    for key in dict.fromkeys(keys):
+        isl, osl, rows = key
+        ks = sel[[k == key for k in keys]]
         sub = _subset(g, ks)
         fs = Figs({k: np.asarray(v)[ks] for k, v in f.values.items()})
         cap = np.maximum(offline_batch(a, sub.lay, sub.byt, fs, sub.rates, sub.isl, sub.osl), 1.0)
-        yield ks, build_engine(a, sub.lay, sub.byt, fs, sub.rates, Lengths.fixed(isl, osl), cap)
+        if rows is None:
+            lengths = Lengths.fixed(isl, osl)
+        else:
+            arr = np.array(rows, dtype=float)
+            lengths = Lengths(arr[:, 0], arr[:, 1])
+        yield ks, build_engine(a, sub.lay, sub.byt, fs, sub.rates, lengths, cap)
 
 
 QUANTILE_OF = {"p50": 0.5, "p90": 0.9, "p99": 0.99}

@@ -655,3 +655,65 @@ def test_validate_offline_run_with_num_requests_is_simulated(run_cli, tmp_path):
     got = {r["id"]: r for r in rows}
     assert float(got["n2000"]["predicted"]) > 2 * float(got["n500"]["predicted"])
     assert "num_requests" in got["none"]["skipped"]
+
+
+# ------------------------------------------------------- validate: a run's request lengths
+
+
+def _write_lengths(path: Path, rows: list[tuple[int, int]]) -> Path:
+    path.write_text("input_tokens,output_tokens\n" + "".join(f"{i},{o}\n" for i, o in rows),
+                    encoding="utf-8")
+    return path
+
+
+def _burst(**changes) -> dict:
+    return case(**{**dict(scenario="offline", batch=None, context_tokens=None,
+                          num_requests=300, metric="tpot_ms", value=40.0, engine="vllm"),
+                   **changes})
+
+
+def test_validate_run_lengths_from_csv(run_cli, tmp_path):
+    """lengths_csv carries the run's request lengths: rows all equal to the means predict
+    exactly what the means do; the same means spread over short and long requests predict
+    another TPOT, and a TPOT (per request) that differs from the ITL (per token)."""
+    _write_lengths(tmp_path / "flat.csv", [(400, 200)] * 10)
+    _write_lengths(tmp_path / "mixed.csv", [(40, 20), (760, 380)] * 5)  # means 400 / 200
+    f = write_cases(
+        tmp_path / "runs.yaml",
+        _burst(id="means", input_tokens=400, output_tokens=200),
+        _burst(id="flat", input_tokens=None, output_tokens=None, lengths_csv="flat.csv"),
+        _burst(id="mixed", input_tokens=400, output_tokens=200, lengths_csv="mixed.csv"),
+        _burst(id="mixed-itl", input_tokens=None, output_tokens=None, lengths_csv="mixed.csv",
+               metric="itl_ms"),
+        _burst(id="mixed-rate", scenario="rate", request_rate=5.0, num_requests=None,
+               input_tokens=None, output_tokens=None, lengths_csv="mixed.csv",
+               metric="ttft_ms"),
+    )
+    rc, out, err = run_cli(["validate", f, "-f", "csv"])
+    assert rc == 0, err
+    _, rows = parse_csv(out)
+    pred = {r["id"]: float(r["predicted"]) for r in rows}
+    assert pred["flat"] == pytest.approx(pred["means"], rel=1e-12)
+    assert abs(pred["mixed"] / pred["means"] - 1.0) > 0.02
+    assert abs(pred["mixed-itl"] / pred["mixed"] - 1.0) > 0.01
+    assert pred["mixed-rate"] > 0
+
+
+@pytest.mark.parametrize("csv_text, changes, where, key, words", [
+    (None, {}, "runs", "lengths_csv", "cannot read lengths CSV"),
+    ("input,output\n1,2\n", {}, "lens", None, "header with input_tokens,output_tokens"),
+    ("input_tokens,output_tokens\n10,x\n", {}, "lens", None, "line 2: expected two numbers"),
+    ("input_tokens,output_tokens\n10,20\n", {"input_tokens": 50}, "runs", "input_tokens",
+     "mean of lengths_csv (10.0) within 2%"),
+])
+def test_validate_bad_lengths_csv(run_cli, tmp_path, csv_text, changes, where, key, words):
+    if csv_text is not None:
+        (tmp_path / "lens.csv").write_text(csv_text, encoding="utf-8")
+    f = write_cases(tmp_path / "runs.yaml",
+                    _burst(**{"id": "t-lens", "input_tokens": None, "output_tokens": None,
+                              "lengths_csv": "lens.csv", **changes}))
+    line = assert_clean_error(*run_cli(["validate", f, "-f", "csv"]))
+    assert str(tmp_path / f"{where}.{'yaml' if where == 'runs' else 'csv'}") in line
+    if key:
+        assert f"key '{key}'" in line and "entry 't-lens'" in line
+    assert words in line
