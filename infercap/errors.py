@@ -35,7 +35,8 @@ class InfercapError(Exception):
         if self.key:
             parts.append(f"key '{self.key}'")
         parts.append(self.detail)
-        return ": ".join(parts)
+        # one line whatever the input held: a key or value with a line break is escaped
+        return ": ".join(parts).replace("\r", "\\r").replace("\n", "\\n")
 
 
 class CatalogError(InfercapError):
