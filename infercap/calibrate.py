@@ -246,6 +246,7 @@ def calibrate(
     only: Sequence[str] | None = None,
     scenarios: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    simulate: bool = False,
 ) -> Report:
     """Fit figures to ``cases`` (optionally only one engine family's); ``base`` is the profile
     the fit starts from and completes (default: the shipped profile of the engine family)."""
@@ -304,9 +305,10 @@ def calibrate(
     if progress:
         progress(f"infercap: fitting {len(params)} candidate figures on {int(train.sum())} cases "
                  f"(holding out {int(test_m.sum())})")
-    x_train, _ = _fit_with(prep, train, params, override_for, progress)
+    x_train, _ = _fit_with(prep, train, params, override_for, progress, simulate=simulate)
     after_train = predict(prep, override_for(x_train))
-    x_all, live_all = _fit_with(prep, used, params, override_for, None, x_start=x_train)
+    x_all, live_all = _fit_with(prep, used, params, override_for, None, x_start=x_train,
+                                simulate=simulate)
     after_all = predict(prep, override_for(x_all))
     values = x_all[live_all]
     insensitive = sorted({params[j].label for j in range(len(params)) if j not in live_all})
@@ -361,7 +363,8 @@ def _override_shared(params: Sequence[Param], x: np.ndarray,
 def _fit_with(prep: Prepared, mask: np.ndarray, params: list[Param],
               override_for: Callable[[np.ndarray], Callable[[Group], Mapping[str, np.ndarray]]],
               progress: Callable[[str], None] | None,
-              x_start: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
+              x_start: np.ndarray | None = None,
+              simulate: bool = False) -> tuple[np.ndarray, list[int]]:
     meas = np.array([c.value for c in prep.cases])
     lo = np.array([p.lower for p in params])
     hi = np.array([p.upper for p in params])
@@ -369,10 +372,11 @@ def _fit_with(prep: Prepared, mask: np.ndarray, params: list[Param],
     x0 = prior if x_start is None else np.clip(x_start, lo, hi)
 
     def residual(x: np.ndarray) -> np.ndarray:
-        # simulated cases (finite runs) are left out of the fit (too slow to evaluate in the
-        # optimiser) as are cases the model does not predict (NaN: no information); an
-        # infinite prediction of a finite measurement is a large error
-        pred = predict(prep, override_for(x), simulate=False)[mask]
+        # simulated cases (finite runs) are left out of the fit unless `simulate` (each
+        # evaluation then reruns them: seconds, not milliseconds), as are cases the model
+        # does not predict (NaN: no information); an infinite prediction of a finite
+        # measurement is a large error
+        pred = predict(prep, override_for(x), simulate=simulate)[mask]
         r = np.log(np.maximum(pred, 1e-12) / meas[mask])
         return np.where(np.isnan(pred), 0.0, np.where(np.isfinite(r), r, 5.0))
 

@@ -1124,6 +1124,10 @@ def calibrate(
     scenario: Annotated[Optional[List[str]], typer.Option("--scenario", help="Fit only cases of "
                                                           "these scenarios (comma-separated).")]
     = None,
+    simulate: Annotated[bool, typer.Option("--simulate", help="Also fit to finite runs "
+                                           "(offline bursts with num_requests, rate cases past "
+                                           "capacity), simulating them at every step: "
+                                           "slower.")] = False,
     catalog: CatalogOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -1144,7 +1148,8 @@ def calibrate(
     with _progress(quiet, "calibrating") as progress:
         report = fit(cs, cat, engine=engine, per_gpu=per_gpu, holdout=holdout, seed=seed,
                      base=load_profile(base) if base else None, only=_split(only) or None,
-                     scenarios=_split(scenario) or None, progress=progress)
+                     scenarios=_split(scenario) or None, progress=progress,
+                     simulate=simulate)
     write_output(profile_yaml(report), out)
     if not quiet:
         for line in report.lines():

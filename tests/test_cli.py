@@ -717,3 +717,34 @@ def test_validate_bad_lengths_csv(run_cli, tmp_path, csv_text, changes, where, k
     if key:
         assert f"key '{key}'" in line and "entry 't-lens'" in line
     assert words in line
+
+
+def test_calibrate_simulate_fits_finite_runs(run_cli, tmp_path):
+    """Bursts (offline cases with num_requests) enter the fit only with --simulate: measured
+    values made by the model with step_overhead_ms = 4 give the figure back; without the flag
+    the cases carry no information and the figure stays at its prior. (24 cases: the fit's weak
+    prior, worth 3 cases, then moves the figure most of the way.)"""
+    burst = dict(scenario="offline", input_tokens=300, output_tokens=60, num_requests=120,
+                 batch=None, context_tokens=None, engine="vllm", model="llama-3.1-8b")
+    cases = [case(id=f"b-{m}-{n}", metric=m, value=1.0, **{**burst, "num_requests": n})
+             for m in ("ttft_ms", "tpot_ms", "output_tokens_per_s")
+             for n in (20, 40, 60, 80, 100, 120, 140, 160)]
+    truth = tmp_path / "truth.yaml"
+    truth.write_text("id: truth\ndescription: step overhead 4 ms\nfigures:\n"
+                     "  step_overhead_ms: 4.0\n", encoding="utf-8")
+    rc, out, err = run_cli(["validate", write_cases(tmp_path / "dummy.yaml", *cases),
+                            "--profile", truth, "-f", "csv"])
+    assert rc == 0, err
+    made = {r["id"]: float(r["predicted"]) for r in parse_csv(out)[1]}
+    runs = write_cases(tmp_path / "runs.yaml",
+                       *[{**c, "value": made[c["id"]]} for c in cases])
+    prof = tmp_path / "fit.yaml"
+    base = ["calibrate", runs, "--engine", "vllm", "--figures", "step_overhead_ms",
+            "--global", "--holdout", "0", "-o", prof]
+    rc, out, err = run_cli(base + ["--simulate"])
+    assert rc == 0, err
+    fitted = yaml.safe_load(prof.read_text(encoding="utf-8"))["figures"]["step_overhead_ms"]
+    assert fitted == pytest.approx(4.0, rel=0.15)
+    rc, out, err = run_cli(base)
+    assert rc == 0, err
+    assert "left at its prior" in err
