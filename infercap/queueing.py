@@ -78,6 +78,13 @@ class Lengths:
         o = self.output
         return float((o * (self.input + o / 2.0)).sum() / max(o.sum(), 1e-9))
 
+    @property
+    def tail_ratio(self) -> float:
+        """p99 over mean of the longer-tailed of input and output lengths (1 for fixed lengths):
+        above about 3 the analytical p99s run low (docs/queueing.md, heavy-tailed lengths)."""
+        return float(max(np.quantile(x, 0.99) / max(x.mean(), 1e-9)
+                         for x in (self.input, self.output)))
+
     def quantile_pairs(self, n: int = 32) -> "Lengths":
         """At most ``n`` pairs standing for the distribution (for vectorised moments)."""
         if len(self.input) <= n:

@@ -201,3 +201,18 @@ def test_shipped_example_scenario_runs(run_cli):
     assert rc in (0, 1), err
     assert json.loads(out)["deployments"]
     assert math.isfinite(json.loads(out)["deployments"][0]["usd_per_month"])
+
+
+def test_size_suggests_simulate_for_heavy_tailed_lengths(run_cli, tmp_path):
+    """Fixed lengths: no hint. Lognormal lengths with p90 at twice the mean (p99 ~5x): a
+    one-line hint on stderr to check the p99s with --simulate; none with --simulate or -q."""
+    rc, out, err = run_cli(["size", write(tmp_path, SPEC), "-f", "csv"])
+    assert rc == 0 and "heavy-tailed" not in err
+    heavy = SPEC.replace("input_tokens: 2000", "input_tokens: {mean: 2000, p90: 4000}")
+    p = write(tmp_path, heavy, "heavy.yaml")
+    rc, out, err = run_cli(["size", p, "-f", "csv"])
+    assert rc in (0, 1), err
+    hint = [line for line in err.splitlines() if "heavy-tailed" in line]
+    assert len(hint) == 1 and "--simulate" in hint[0] and "p99 " in hint[0]
+    rc, out, err = run_cli(["size", p, "-f", "csv", "-q"])
+    assert "heavy-tailed" not in err
