@@ -562,7 +562,7 @@ def check(
     import json
 
     from infercap.render import write_output
-    from infercap.size import budget_breaches, diagnose
+    from infercap.size import budget_breaches, diagnose, simulated_breaches
 
     _check_output(output)
     s, cat, res, eng, r = _sized(scenario, engine, profile, catalog, True)
@@ -578,8 +578,22 @@ def check(
                                    f"all at {s.peak_rps:g} requests/s within {limit}"}]
     else:
         breaches = [{"limit": k, "value": v, "threshold": t} for k, v, t in budget_breaches(best, s)]
+    # heavy-tailed lengths: the analytical p99s run low (docs/queueing.md), so a gate must not
+    # pass on them alone: the chosen aggregated deployment is simulated at peak as well
+    simulated = False
+    if best is not None and s.lengths().tail_ratio >= HEAVY_TAIL_RATIO:
+        i = next(k for k, row in enumerate(r.rows) if row is best)
+        if i in r.engines:
+            e, rate = r.engines[i]
+            breaches += [{"limit": k, "value": v, "threshold": t}
+                         for k, v, t in simulated_breaches(e, rate, s)]
+            simulated = True
+        elif not quiet:
+            _err(f"infercap: {s.name}: heavy-tailed lengths, and the chosen {best['mode']} "
+                 "deployment is not simulated: its p99s are the analytical ones, which can run "
+                 "low (docs/queueing.md)")
     result = {"scenario": s.name, "file": str(scenario), "pass": not breaches,
-              "breaches": breaches, "best": best, "deployments": r.rows}
+              "breaches": breaches, "simulated": simulated, "best": best, "deployments": r.rows}
     write_output(json.dumps(result, indent=2, default=_jsonable) + "\n", output)
     for b in breaches:
         if b.get("value") is None:
@@ -587,6 +601,11 @@ def check(
         else:
             _err(f"infercap: check failed: {b['limit']}: {b['value']:,.2f} > "
                  f"{b['threshold']:,.2f}")
+    if simulated and any("(simulated)" in b["limit"] for b in breaches):
+        _err(f"infercap: {best['gpu']} {best['mode']} with {best['replicas']} replicas meets the "
+             "SLOs in the analytical model, but heavy-tailed lengths queue longer than it "
+             "predicts (docs/queueing.md): add replicas, or compare with `infercap size "
+             "--simulate`")
     if breaches:
         raise typer.Exit(EXIT_NOTHING)
     if not quiet and best is not None:

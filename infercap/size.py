@@ -348,6 +348,24 @@ def budget_breaches(row: dict[str, object], s: Scenario) -> list[tuple[str, floa
     return out
 
 
+def simulated_breaches(e, rate: float, s: Scenario,  # type: ignore[no-untyped-def]
+                       requests: int = 6000) -> list[tuple[str, float, float]]:
+    """(limit, simulated value, threshold) for every TTFT/TPOT percentile SLO that a seeded
+    discrete-event simulation of configuration 0 of engine ``e`` at ``rate`` breaks (ms)."""
+    from infercap.simulate import simulate
+
+    sim = simulate(e, 0, rate, requests=requests, seed=0)
+    q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+    out = []
+    for metric, values in (("ttft_ms", sim.ttft), ("tpot_ms", sim.tpot)):
+        for stat, limit in getattr(s, metric).items():
+            if stat in q and len(values):
+                got = float(np.quantile(values, q[stat])) * 1e3
+                if got > float(limit):
+                    out.append((f"slo.{metric}.{stat} (simulated)", got, float(limit)))
+    return out
+
+
 def size(s: Scenario, catalog: Catalog, resolver: Resolver, engine: Profile | None) -> Sized:
     """Size every model of the scenario on every candidate GPU; rows sorted by $/hour."""
     gpu_ids = s.gpus or sorted(catalog.gpus)

@@ -216,3 +216,31 @@ def test_size_suggests_simulate_for_heavy_tailed_lengths(run_cli, tmp_path):
     assert len(hint) == 1 and "--simulate" in hint[0] and "p99 " in hint[0]
     rc, out, err = run_cli(["size", p, "-f", "csv", "-q"])
     assert "heavy-tailed" not in err
+
+
+def test_check_simulates_heavy_tailed_scenarios(run_cli, tmp_path):
+    """Fixed lengths: the gate uses the analytical model only. Heavy-tailed lengths: the chosen
+    deployment is also simulated at peak and every SLO percentile the simulation breaks is a
+    breach (exit 1, one line each, `simulated` in the JSON); the breach values are the
+    simulation's own percentiles."""
+    from infercap.size import simulated_breaches
+
+    rc, out, err = run_cli(["check", write(tmp_path, SPEC), "-q"])
+    assert json.loads(out)["simulated"] is False
+    heavy = SPEC.replace("input_tokens: 2000", "input_tokens: {mean: 2000, p90: 4000}")
+    p = write(tmp_path, heavy, "heavy.yaml")
+    rc, out, err = run_cli(["check", p])
+    doc = json.loads(out)
+    assert doc["simulated"] is True
+    sim = [b for b in doc["breaches"] if "(simulated)" in b["limit"]]
+    assert rc == (1 if doc["breaches"] else 0)
+    assert len([line for line in err.splitlines() if "(simulated)" in line]) == len(sim)
+    # the same check by hand: the deployment check chose, simulated at its peak share
+    s = load_scenario(p)
+    from infercap.catalog import load_catalog
+
+    r = size(s, load_catalog(), Resolver(load_profile("default")), engine_profile_for("trtllm"))
+    best = next(row for row in r.rows if row["meets_budget"])
+    e, rate = r.engines[r.rows.index(best)]
+    assert [b[0] for b in simulated_breaches(e, rate, s)] == [b["limit"] for b in sim]
+    assert sim, "this scenario's p99s are known to exceed the SLOs in simulation"
