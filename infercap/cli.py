@@ -406,7 +406,6 @@ SIZE_HEADERS = {"batch_cap": "batch cap", "prefill_layout": "prefill pool",
                 "utilisation_peak": "util@peak", "headroom_pct": "headroom %",
                 "ttft_p99_ms": "TTFT p99 ms", "tpot_p99_ms": "TPOT p99 ms",
                 "meets_budget": "in budget"}
-HEAVY_TAIL_RATIO = 3.0  # p99/mean of the lengths above which size suggests --simulate
 SIM_COLUMNS = ("sim_ttft_p50_ms", "sim_ttft_p99_ms", "sim_tpot_p50_ms", "sim_tpot_p99_ms")
 
 
@@ -497,13 +496,11 @@ def size(
     if simulate:
         _simulate_rows(r, quiet)
         columns += list(SIM_COLUMNS)
-    elif not quiet and s.lengths().tail_ratio >= HEAVY_TAIL_RATIO:
-        _err(f"infercap: {s.name}: heavy-tailed lengths (p99 {s.lengths().tail_ratio:.1f}x the "
-             "mean): the analytical p99 TTFT and TPOT can be 25-64% low from 30% load "
-             "(docs/queueing.md); add --simulate to check them")
     if not quiet:
         _err(f"infercap: {s.name}: peak {s.peak_rps:g} requests/s, average {s.average_rps:g}; "
              f"{len(r.rows)} deployments meet the SLOs")
+        for note in r.notes:
+            _err(f"infercap: {note}")
         _explain_disaggregation(r.rows)
     if not r.rows:
         _err("infercap: no deployment meets the SLOs within the limits (see `infercap check` "
@@ -562,7 +559,7 @@ def check(
     import json
 
     from infercap.render import write_output
-    from infercap.size import budget_breaches, diagnose, simulated_breaches
+    from infercap.size import HEAVY_TAIL_RATIO, budget_breaches, diagnose, simulated_breaches
 
     _check_output(output)
     s, cat, res, eng, r = _sized(scenario, engine, profile, catalog, True)

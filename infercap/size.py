@@ -34,6 +34,9 @@ from infercap.scenario import HOURS_PER_MONTH, Scenario
 QS = (0.5, 0.9, 0.99)
 MAX_UTILISATION = 0.95  # never plan a replica above this share of its capacity
 BISECTION_STEPS = 22
+# p99/mean of the request lengths from which the analytical p99s are not trusted alone: the
+# chosen aggregated deployments are checked by simulation (docs/queueing.md, heavy tails)
+HEAVY_TAIL_RATIO = 3.0
 
 COLUMNS = (
     "model", "gpu", "mode", "precision", "tp", "pp", "dp", "ep", "gpus_per_instance",
@@ -219,6 +222,19 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
             best = _cheapest(pool, rate, peak, s)
             for g, i in best.items():
                 reps = int(np.ceil(peak / rate[i] - 1e-9))
+                if lengths.tail_ratio >= HEAVY_TAIL_RATIO:
+                    # heavy tails: the analytical p99s run low (docs/queueing.md); add replicas
+                    # until a seeded simulation at peak meets the SLO percentiles too
+                    reps = _simulated_replicas(pool.engine.take(np.array([i])), reps, peak, s,
+                                               int(pool.lay.gpus[i]))
+                    if reps is None:
+                        out.notes.append(f"{gpus[int(pool.gi[i])].id}: heavy-tailed lengths: no "
+                                         "replica count within the limits meets the SLOs in "
+                                         "simulation")
+                        continue
+                    out.notes.append(f"{gpus[int(pool.gi[i])].id}: heavy-tailed lengths: "
+                                     f"{reps} replicas checked by simulation (analytical: "
+                                     f"{int(np.ceil(peak / rate[i] - 1e-9))})")
                 e1 = pool.engine.take(np.array([i, i]))
                 q = analyse(e1, np.array([peak / reps, avg / reps]))
                 tq, pq = q.ttft_quantiles(QS)[0] * 1e3, q.tpot_quantiles(QS)[0] * 1e3
@@ -346,6 +362,18 @@ def budget_breaches(row: dict[str, object], s: Scenario) -> list[tuple[str, floa
         if limit is not None and float(row[col]) > limit:  # type: ignore[arg-type]
             out.append((f"budget.{key}", float(row[col]), float(limit)))  # type: ignore[arg-type]
     return out
+
+
+def _simulated_replicas(e, reps: int, peak: float, s: Scenario,  # type: ignore[no-untyped-def]
+                        per_instance: int) -> int | None:
+    """The fewest replicas, from ``reps`` up, whose share of the peak meets the SLO
+    percentiles in simulation; None past the GPU limit or four times ``reps``."""
+    for n in range(reps, 4 * reps + 1):
+        if s.max_gpus and n * per_instance > s.max_gpus:
+            return None
+        if not simulated_breaches(e, peak / n, s):
+            return n
+    return None
 
 
 def simulated_breaches(e, rate: float, s: Scenario,  # type: ignore[no-untyped-def]
