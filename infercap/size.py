@@ -54,6 +54,7 @@ class Sized:
     rows: list[dict[str, object]]
     notes: list[str] = field(default_factory=list)
     engines: dict[int, tuple[Engine, float]] = field(default_factory=dict)  # row -> (engine, rate)
+    simulated: set[int] = field(default_factory=set)  # rows whose replicas a simulation checked
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
     peak, avg = s.peak_rps, s.average_rps
     isl, osl = lengths.mean_input, lengths.mean_output
     modes = ("aggregated", "disaggregated") if s.serving == "both" else (s.serving,)
+    heavy = lengths.tail_ratio >= HEAVY_TAIL_RATIO  # check the chosen replicas by simulation
     price_type = s.price_type if (s.discount or s.price_overrides) else None
 
     def finish(row: dict, cost_h: float, input_share: float) -> dict:
@@ -222,7 +224,7 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
             best = _cheapest(pool, rate, peak, s)
             for g, i in best.items():
                 reps = int(np.ceil(peak / rate[i] - 1e-9))
-                if lengths.tail_ratio >= HEAVY_TAIL_RATIO:
+                if heavy:
                     # heavy tails: the analytical p99s run low (docs/queueing.md); add replicas
                     # until a seeded simulation at peak meets the SLO percentiles too
                     reps = _simulated_replicas(pool.engine.take(np.array([i])), reps, peak, s,
@@ -254,6 +256,8 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
                 out.rows.append(finish(row, reps * per_inst * float(pool.price[i]),
                                        m1 / (m1 + dec)))
                 out.engines[len(out.rows) - 1] = (pool.engine.take(np.array([i])), peak / reps)
+                if heavy:
+                    out.simulated.add(len(out.rows) - 1)
 
     if "disaggregated" in modes:
         dec_pool = _pool(model, gpus, s, resolver, engine, lengths, "decode")
@@ -265,6 +269,12 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
             a = arch_of(model)
             for g, j in d_best.items():
                 d_reps = int(np.ceil(peak / d_rate[j] - 1e-9))
+                d_analytical = d_reps
+                if heavy:
+                    d_reps = _simulated_replicas(dec_pool.engine.take(np.array([j])), d_reps,
+                                                 peak, s, int(dec_pool.lay.gpus[j]), ttft=False)
+                    if d_reps is None:
+                        continue
                 dq = analyse(dec_pool.engine.take(np.array([j, j])),
                              np.array([peak / d_reps, avg / d_reps]))
                 first = float(dq.tpot_mean[0])  # the decode pool's first iteration
@@ -284,6 +294,13 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
                     continue
                 k = p_best[g]
                 p_reps = int(np.ceil(peak / p_rate[k] - 1e-9))
+                p_analytical = p_reps
+                if heavy:
+                    p_reps = _simulated_replicas(
+                        sub.engine.take(np.array([k])), p_reps, peak, s, int(sub.lay.gpus[k]),
+                        tpot=False, ttft_extra_s=float(transfer[k]) + first)
+                    if p_reps is None:
+                        continue
                 pq = analyse(sub.engine.take(np.array([k, k])),
                              np.array([peak / p_reps, avg / p_reps]))
                 t_tr = float(transfer[k])
@@ -308,6 +325,12 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
                            kv_transfer_ms=t_tr * 1e3, **_pcts(tq, tp_q))
                 cost = p_gpus * float(sub.price[k]) + d_gpus * float(dec_pool.price[j])
                 out.rows.append(finish(row, cost, p_gpus * float(sub.price[k]) / cost))
+                if heavy:
+                    out.simulated.add(len(out.rows) - 1)
+                    out.notes.append(f"{gpus[int(dec_pool.gi[j])].id}: heavy-tailed lengths: "
+                                     f"disaggregated {p_reps} prefill + {d_reps} decode "
+                                     "replicas checked by simulation (analytical: "
+                                     f"{p_analytical} + {d_analytical})")
     return out
 
 
@@ -365,27 +388,33 @@ def budget_breaches(row: dict[str, object], s: Scenario) -> list[tuple[str, floa
 
 
 def _simulated_replicas(e, reps: int, peak: float, s: Scenario,  # type: ignore[no-untyped-def]
-                        per_instance: int) -> int | None:
+                        per_instance: int, **which: object) -> int | None:
     """The fewest replicas, from ``reps`` up, whose share of the peak meets the SLO
-    percentiles in simulation; None past the GPU limit or four times ``reps``."""
+    percentiles in simulation (``which``: simulated_breaches' metric switches); None past the
+    GPU limit or four times ``reps``."""
     for n in range(reps, 4 * reps + 1):
         if s.max_gpus and n * per_instance > s.max_gpus:
             return None
-        if not simulated_breaches(e, peak / n, s):
+        if not simulated_breaches(e, peak / n, s, **which):  # type: ignore[arg-type]
             return n
     return None
 
 
 def simulated_breaches(e, rate: float, s: Scenario,  # type: ignore[no-untyped-def]
-                       requests: int = 6000) -> list[tuple[str, float, float]]:
+                       requests: int = 6000, ttft: bool = True, tpot: bool = True,
+                       ttft_extra_s: float = 0.0) -> list[tuple[str, float, float]]:
     """(limit, simulated value, threshold) for every TTFT/TPOT percentile SLO that a seeded
-    discrete-event simulation of configuration 0 of engine ``e`` at ``rate`` breaks (ms)."""
+    discrete-event simulation of configuration 0 of engine ``e`` at ``rate`` breaks (ms).
+    ``ttft``/``tpot`` choose the SLOs checked (a disaggregated pool serves one of them);
+    ``ttft_extra_s`` is added to every simulated TTFT (KV transfer, first decode step)."""
     from infercap.simulate import simulate
 
     sim = simulate(e, 0, rate, requests=requests, seed=0)
     q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
     out = []
-    for metric, values in (("ttft_ms", sim.ttft), ("tpot_ms", sim.tpot)):
+    checks = ([("ttft_ms", sim.ttft + ttft_extra_s)] if ttft else []) + \
+        ([("tpot_ms", sim.tpot)] if tpot else [])
+    for metric, values in checks:
         for stat, limit in getattr(s, metric).items():
             if stat in q and len(values):
                 got = float(np.quantile(values, q[stat])) * 1e3
@@ -417,8 +446,10 @@ def size(s: Scenario, catalog: Catalog, resolver: Resolver, engine: Profile | No
         out.rows += part.rows
         out.notes += part.notes
         out.engines.update({base + k: v for k, v in part.engines.items()})
+        out.simulated |= {base + k for k in part.simulated}
     order = sorted(range(len(out.rows)), key=lambda i: float(out.rows[i]["usd_per_hour"]))
     out.engines = {order.index(k): v for k, v in out.engines.items()}
+    out.simulated = {order.index(k) for k in out.simulated}
     out.rows = [out.rows[i] for i in order]
     _mark(out.rows, s)
     return out

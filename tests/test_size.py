@@ -243,3 +243,26 @@ def test_check_simulates_heavy_tailed_scenarios(run_cli, tmp_path):
     doc = json.loads(out)
     assert rc == 0, err
     assert doc["simulated"] is True and doc["pass"] is True and not doc["breaches"]
+
+
+def test_heavy_tailed_disaggregated_pools_are_checked_by_simulation(run_cli, tmp_path):
+    """Serving both ways with heavy-tailed prompts: the prefill pool (TTFT SLOs, plus the KV
+    transfer and first decode step) and the decode pool (TPOT SLOs) are each given the
+    replicas a simulation asks for, never fewer than the analytical count; check gates that
+    plan as simulated whichever mode wins."""
+    heavy = SPEC.replace("input_tokens: 2000", "input_tokens: {mean: 2000, p90: 4000}") \
+        .replace("serving: aggregated", "serving: both")
+    p = write(tmp_path, heavy, "both.yaml")
+    rc, out, err = run_cli(["size", p, "-f", "csv"])
+    assert rc == 0, err
+    notes = [line for line in err.splitlines() if "disaggregated" in line and "checked" in line]
+    assert len(notes) == 1
+    got = notes[0].split("disaggregated ")[1]
+    p_reps, d_reps = int(got.split(" prefill")[0]), int(got.split("+ ")[1].split(" decode")[0])
+    p_an, d_an = (int(x) for x in got.split("analytical: ")[1].rstrip(")").split(" + "))
+    assert p_reps >= p_an and d_reps >= d_an
+    rows = list(csv.DictReader(io.StringIO(out)))
+    dis = next(r for r in rows if r["mode"] == "disaggregated")
+    assert dis["prefill_layout"].startswith(f"{p_reps}x ") and int(dis["replicas"]) == d_reps
+    rc, out, err = run_cli(["check", p, "-q"])
+    assert rc == 0 and json.loads(out)["simulated"] is True
