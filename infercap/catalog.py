@@ -468,8 +468,8 @@ def catalog_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
 def load_catalog(extra: Iterable[str | Path] = ()) -> Catalog:
     """Load and validate every catalog folder; see the module docstring for precedence.
 
-    Parsed YAML is cached per folder (``yamlio.ParseCache``: keyed by file size and
-    modification time) so that large catalogs load fast; every entry is validated on every
+    Parsed YAML is cached per folder (``yamlio.ParseCache``: data only, keyed by the SHA-256
+    of each file's bytes) so that large catalogs load fast; every entry is validated on every
     load all the same."""
     from infercap.yamlio import ParseCache
 

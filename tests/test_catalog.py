@@ -431,7 +431,7 @@ def test_parse_cache_speeds_up_and_never_serves_a_stale_entry(tmp_path, monkeypa
     cat = tmp_path / "cat"
     target = copy_shipped("hardware", "h100-sxm", cat)
     assert load_catalog([cat]).gpu("h100-sxm").tdp_w == 700
-    assert list((tmp_path / "cache").glob("catalog-*.pickle"))  # written
+    assert list((tmp_path / "cache").glob("catalog-*.json"))  # written (data only)
     assert load_catalog([cat]).gpu("h100-sxm").tdp_w == 700  # served from the cache
     text = target.read_text(encoding="utf-8").replace("tdp_w: 700", "tdp_w: 650")
     target.write_text(text, encoding="utf-8")

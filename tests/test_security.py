@@ -1,0 +1,223 @@
+"""Issue 16: what a file or folder someone else controls can make infercap do.
+
+- the catalog parse cache (infercap/yamlio.py) is data only (JSON), keyed by the SHA-256 of each
+  file's bytes, written atomically and trusted only when it and its folder are the user's own
+  and not group/other-writable;
+- ``lengths_csv`` (measurement cases, scenarios) reads only regular files inside the YAML
+  file's folder, or under ``--allow-paths``, and quotes at most a short escaped excerpt;
+- ``--output`` replaces a regular file atomically (through a symbolic link: its target),
+  writes devices and FIFOs in place, and refuses the rest with one line.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import pickle
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import assert_clean_error, copy_shipped
+
+OTHER_UID = 54321  # a uid that is not the test's own (chown needs root: skipped otherwise)
+
+
+# ---------------------------------------------------------------- the parse cache
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.delenv("INFERCAP_NO_CACHE", raising=False)
+    monkeypatch.setenv("INFERCAP_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _folder_key(root: Path) -> str:
+    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+
+
+def _cache_file(cache: Path, root: Path) -> Path:
+    from infercap.yamlio import CACHE_FORMAT
+
+    return cache / f"catalog-{_folder_key(root)}.v{CACHE_FORMAT}.json"
+
+
+def _forge(cache: Path, root: Path, yaml_file: Path, **changes) -> Path:
+    """Rewrite the cache entry of ``yaml_file`` so that it carries ``changes``: what someone
+    who can write the cache would do. Returns the cache file."""
+    from infercap.yamlio import _KEY_PREFIX
+
+    path = _cache_file(cache, root)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    data = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
+    data.update(changes)
+    key = hashlib.sha256(_KEY_PREFIX + yaml_file.read_bytes()).hexdigest()
+    assert key in doc["entries"]
+    doc["entries"][key] = [False, json.dumps(data)]
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    os.chmod(path, 0o600)
+    return path
+
+
+def _tdp(cat: Path) -> float:
+    from infercap.catalog import load_catalog
+
+    return load_catalog([cat]).gpu("h100-sxm").tdp_w
+
+
+class _Plant:
+    """Unpickling this runs code: it creates the marker folder."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.mkdir, (self.marker,))
+
+
+def test_cache_never_unpickles_a_planted_file(tmp_path, cache_dir):
+    """A pickle planted under the old cache name (or the new one) is never loaded: no code
+    runs, the catalog is what its YAML says."""
+    cat = tmp_path / "cat"
+    copy_shipped("hardware", "h100-sxm", cat)
+    cache_dir.mkdir(mode=0o700)
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_Plant(marker))
+    (cache_dir / f"catalog-{_folder_key(cat)}.pickle").write_bytes(payload)
+    _cache_file(cache_dir, cat).write_bytes(payload)
+    assert _tdp(cat) == 700
+    assert _tdp(cat) == 700
+    assert not marker.exists()
+    assert not list(cache_dir.glob("*.pickle"))  # the old format is cleared out
+
+
+def test_cache_forged_entry_is_used_only_when_owned_and_private(tmp_path, cache_dir):
+    """A cache entry that disagrees with its YAML is only the user's own doing when the file
+    and its folder belong to the user and nobody else can write them: group/other-writable,
+    another user's file or folder, and the entry is ignored and the YAML read."""
+    cat = tmp_path / "cat"
+    target = copy_shipped("hardware", "h100-sxm", cat)
+    assert _tdp(cat) == 700  # fills the cache
+    path = _forge(cache_dir, cat, target, tdp_w=1)
+    assert _tdp(cat) == 1  # the forgery is well formed: the user's own private cache is used
+    _forge(cache_dir, cat, target, tdp_w=1)
+    os.chmod(path, 0o666)
+    assert _tdp(cat) == 700  # world-writable: ignored (and rewritten)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    _forge(cache_dir, cat, target, tdp_w=1)
+    os.chmod(path, 0o620)
+    assert _tdp(cat) == 700  # group-writable
+    _forge(cache_dir, cat, target, tdp_w=1)
+    os.chmod(cache_dir, 0o777)
+    assert _tdp(cat) == 700  # a folder anyone can write
+    os.chmod(cache_dir, 0o700)
+    if os.geteuid() != 0:
+        pytest.skip("chown to another user needs root")
+    _forge(cache_dir, cat, target, tdp_w=1)
+    os.chown(path, OTHER_UID, -1)
+    assert _tdp(cat) == 700  # another user's file
+    _forge(cache_dir, cat, target, tdp_w=1)
+    os.chown(cache_dir, OTHER_UID, -1)
+    assert _tdp(cat) == 700  # another user's folder
+    os.chown(cache_dir, os.geteuid(), -1)
+
+
+def test_cache_rereads_a_file_changed_with_the_same_size_and_mtime(tmp_path, cache_dir):
+    cat = tmp_path / "cat"
+    target = copy_shipped("hardware", "h100-sxm", cat)
+    st = target.stat()
+    assert _tdp(cat) == 700
+    text = target.read_text(encoding="utf-8")
+    assert "tdp_w: 700" in text
+    target.write_text(text.replace("tdp_w: 700", "tdp_w: 650"), encoding="utf-8")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert target.stat().st_size == st.st_size and target.stat().st_mtime_ns == st.st_mtime_ns
+    assert _tdp(cat) == 650
+
+
+def test_cache_is_private_atomic_and_leaves_no_temp_files(tmp_path, cache_dir, monkeypatch):
+    from infercap import yamlio
+
+    cat = tmp_path / "cat"
+    target = copy_shipped("hardware", "h100-sxm", cat)
+    assert _tdp(cat) == 700
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    names = sorted(p.name for p in cache_dir.iterdir())
+    assert names and all(n.startswith("catalog-") and n.endswith(".json") for n in names), names
+    assert all(stat.S_IMODE((cache_dir / n).stat().st_mode) == 0o600 for n in names)
+    # a write that fails half-way leaves no temp file, and the run goes on without the cache
+    target.write_text(target.read_text(encoding="utf-8").replace("tdp_w: 700", "tdp_w: 690"),
+                      encoding="utf-8")
+
+    def boom(*a, **k):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(yamlio.os, "replace", boom)
+        assert _tdp(cat) == 690
+    assert sorted(p.name for p in cache_dir.iterdir()) == names
+    # a temp file a killed run left behind is cleared once it is old
+    stale = cache_dir / ".catalog-killed.tmp"
+    stale.write_text("{", encoding="utf-8")
+    os.utime(stale, (1, 1))
+    target.write_text(target.read_text(encoding="utf-8").replace("tdp_w: 690", "tdp_w: 680"),
+                      encoding="utf-8")
+    assert _tdp(cat) == 680
+    assert sorted(p.name for p in cache_dir.iterdir()) == names
+
+
+def test_cache_is_bounded(tmp_path, cache_dir):
+    from infercap.yamlio import CACHE_FORMAT, CACHE_MAX_FILES
+
+    cache_dir.mkdir(mode=0o700)
+    now = datetime.datetime.now().timestamp()
+    old = [cache_dir / f"catalog-{i:016x}.v{CACHE_FORMAT}.json" for i in range(80)]
+    for i, p in enumerate(old):
+        p.write_text("{}", encoding="utf-8")
+        os.utime(p, (now - 3600 - i, now - 3600 - i))
+    ancient = cache_dir / f"catalog-{'f' * 16}.v{CACHE_FORMAT}.json"
+    ancient.write_text("{}", encoding="utf-8")
+    os.utime(ancient, (now - 90 * 86400, now - 90 * 86400))
+    cat = tmp_path / "cat"
+    copy_shipped("hardware", "h100-sxm", cat)
+    assert _tdp(cat) == 700
+    left = list(cache_dir.iterdir())
+    assert len(left) <= CACHE_MAX_FILES
+    assert _cache_file(cache_dir, cat) in left
+    assert not ancient.exists()
+    assert old[0] in left and old[-1] not in left  # the most recent are kept
+
+
+def test_cache_round_trips_exactly_or_not_at_all():
+    """Dates (an unquoted price date) come back as dates; what JSON cannot carry exactly
+    (sets, bytes, timestamps, non-text keys) is not cached."""
+    from infercap.yamlio import _decode, _encode
+
+    data = {"a": datetime.date(2026, 5, 22), "b": [1, 2.5, True, None, "x\u0000\ud800"],
+            "c": {"d": -0.0, "e": 10**30}}
+    enc = _encode(data)
+    assert enc is not None
+    back = _decode(list(enc))
+    assert back == data and type(back["a"]) is datetime.date
+    assert type(back["b"][0]) is int and type(back["b"][2]) is bool
+    for bad in ({"a": {1, 2}}, {"a": b"x"}, {1: "a"}, {"a": datetime.datetime(2026, 1, 1)},
+                {"a": (1, 2)}, {"\x00infercap:date": "2026-01-01"}):
+        assert _encode(bad) is None, bad
+
+
+def test_cache_serves_unquoted_dates_validated(tmp_path, cache_dir):
+    from infercap.catalog import load_catalog
+
+    cat = tmp_path / "cat"
+    target = copy_shipped("hardware", "h100-sxm", cat)
+    text = target.read_text(encoding="utf-8")
+    assert "date: '2026-05-22'" in text
+    target.write_text(text.replace("date: '2026-05-22'", "date: 2026-05-22"), encoding="utf-8")
+    first = load_catalog([cat]).gpu("h100-sxm").price
+    second = load_catalog([cat]).gpu("h100-sxm").price
+    assert first == second and str(second.date) == "2026-05-22"
