@@ -127,12 +127,12 @@ def _check_context(mdl, tokens: int, quiet: bool = False) -> None:  # type: igno
 
 
 def _check_output(output: Optional[Path]) -> None:
-    """Fail before any work when --output cannot be written (its folder is missing)."""
-    from infercap.errors import UsageError
+    """Fail before any work when --output cannot be written (its folder is missing, it is a
+    directory, a dangling link or a link loop: ``render.output_target``)."""
+    if output is not None:
+        from infercap.render import output_target
 
-    if output is not None and not output.resolve().parent.is_dir():
-        raise UsageError(f"cannot write {str(output)!r} (no folder {str(output.parent)!r})",
-                         key="--output")
+        output_target(output)
 
 
 def _engine(name: str):  # type: ignore[no-untyped-def]
@@ -1086,6 +1086,7 @@ def validate(
         if k not in ("metric", "scenario", "gpu", "model", "engine"):
             raise UsageError(f"expected metric, scenario, gpu, model or engine, got {k!r}",
                              key="--by")
+    _check_output(output)
     paths = list(files or shipped_files())
     cs = load_cases(paths)
     cat = load_catalog(catalog or [])
@@ -1160,6 +1161,7 @@ def calibrate(
     from infercap.profile import load_profile
     from infercap.render import write_output
 
+    _check_output(out)
     paths = list(files or shipped_files())
     cs = load_cases(paths)
     cat = load_catalog(catalog or [])

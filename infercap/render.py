@@ -104,9 +104,62 @@ _TEXT = {"model", "gpu", "precision", "compute_dtype", "decode_bound", "id", "me
          "value_text", "price_provider", "price_type", "price_date", "kind", "meaning", "meets"}
 
 
+def output_target(output: Path) -> tuple[Path, str]:
+    """Where ``--output FILE`` writes and how: ``(path, "replace")`` for a regular file or an
+    absent one (written atomically: temp file in the same folder, then rename; through a
+    symbolic link, the file it points to, keeping the link), ``(path, "stream")`` for a
+    character device or a FIFO (``/dev/null``, ``/dev/stdout``, a pipe: written in place).
+    A directory, a socket or block device, a dangling link, a link loop or a missing folder
+    is a ``UsageError`` naming the path."""
+    import stat
+
+    from infercap.errors import UsageError
+
+    def fail(why: str) -> UsageError:
+        return UsageError(f"cannot write {str(output)!r} ({why})", key="--output")
+
+    try:
+        st = os.lstat(output)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None
+    if st is None:  # a new file, in an existing folder
+        parent = output.parent
+        try:
+            folder = Path(os.path.realpath(parent, strict=True))
+        except (OSError, RuntimeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise fail(f"no folder {str(parent)!r}: {why}") from None
+        if not folder.is_dir():
+            raise fail(f"{str(parent)!r} is not a folder")
+        return folder / output.name, "replace"
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            st = os.stat(output)  # through every link (/dev/stdout's /proc/self/fd/1 too)
+        except FileNotFoundError:
+            raise fail("a symbolic link to a missing file") from None
+        except OSError as exc:  # a link loop: ELOOP
+            raise fail(exc.strerror or str(exc)) from None
+        if stat.S_ISREG(st.st_mode):  # replaced where it is, the link kept
+            try:
+                return Path(os.path.realpath(output, strict=True)), "replace"
+            except (OSError, RuntimeError) as exc:
+                raise fail(getattr(exc, "strerror", None) or str(exc)) from None
+    if stat.S_ISREG(st.st_mode):
+        return output, "replace"
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        return output, "stream"
+    if stat.S_ISDIR(st.st_mode):
+        raise fail("a directory")
+    raise fail("not a regular file, character device or FIFO")
+
+
 def write_output(text: str, output: Path | None) -> None:
-    """Write to stdout, or atomically to ``output`` (temp file in the same folder, then
-    rename), so a failed run never leaves a partial file."""
+    """Write to stdout, or to ``output`` (see ``output_target``): a regular file atomically
+    (temp file in the same folder, then rename, keeping the file's permissions), so a failed
+    run never leaves a partial file or a temp file; a device or FIFO in place."""
+    import stat
     import sys
 
     if output is None:
@@ -115,27 +168,52 @@ def write_output(text: str, output: Path | None) -> None:
         return
     from infercap.errors import UsageError
 
-    folder = output.resolve().parent
+    def fail(exc: OSError) -> UsageError:
+        return UsageError(f"cannot write {str(output)!r} ({exc.strerror or exc})",
+                          key="--output")
+
+    target, how = output_target(output)
+    data = text.encode("utf-8")
+    if how == "stream":
+        try:
+            fd = os.open(target, os.O_WRONLY | getattr(os, "O_NOCTTY", 0))
+        except OSError as exc:
+            raise fail(exc) from None
+        try:
+            mode = os.fstat(fd).st_mode
+            if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):  # swapped since the check
+                raise UsageError(f"cannot write {str(output)!r} (changed while writing)",
+                                 key="--output")
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as exc:
+            raise fail(exc) from None
+        finally:
+            os.close(fd)
+        return
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise UsageError(f"cannot write {str(output)!r} ({exc.strerror or exc})",
-                         key="--output") from None
+        raise fail(exc) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal rights
-        os.replace(tmp, output)
-    except OSError as exc:
-        if os.path.exists(tmp):
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)  # replacing: keep its permissions
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # mkstemp creates 0600; give a new file normal rights
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
             os.unlink(tmp)
-        raise UsageError(f"cannot write {str(output)!r} ({exc.strerror or exc})",
-                         key="--output") from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise fail(exc) from None
         raise
 
 

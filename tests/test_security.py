@@ -221,3 +221,121 @@ def test_cache_serves_unquoted_dates_validated(tmp_path, cache_dir):
     first = load_catalog([cat]).gpu("h100-sxm").price
     second = load_catalog([cat]).gpu("h100-sxm").price
     assert first == second and str(second.date) == "2026-05-22"
+
+
+# ---------------------------------------------------------------- --output
+
+GPUS = ["gpus", "-f", "csv"]
+
+
+def _no_temp_files(folder: Path) -> None:
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")], \
+        list(folder.iterdir())
+
+
+def _char_device(tmp_path: Path) -> Path:
+    """A character device like /dev/null (the same major/minor) inside the test folder, so a
+    broken --output replaces only that; /dev/null itself where nodes cannot be made."""
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        with open(node, "w"):
+            pass
+    except (OSError, AttributeError):
+        return Path("/dev/null")
+    return node
+
+
+def test_output_to_a_character_device_keeps_it(run_cli, tmp_path):
+    dev = _char_device(tmp_path)
+    rc, out, err = run_cli(GPUS + ["-o", dev])
+    assert rc == 0, err
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
+    if dev.parent == tmp_path:
+        _no_temp_files(tmp_path)
+
+
+def test_output_to_dev_null_keeps_it(run_cli):
+    rc, out, err = run_cli(GPUS + ["-o", "/dev/null"])
+    assert rc == 0, err
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/stdout"), reason="no /dev/stdout")
+def test_output_to_dev_stdout_reaches_the_pipe(run_cli):
+    """/dev/stdout is a link to /proc/self/fd/1, here a pipe: written in place."""
+    rc, out, err = run_cli(GPUS + ["-o", "/dev/stdout"])
+    assert rc == 0, err
+    assert out.startswith("id,name,vendor")
+
+
+def test_output_through_a_symlink_writes_its_target(run_cli, tmp_path):
+    real = tmp_path / "real.csv"
+    real.write_text("old\n", encoding="utf-8")
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.csv"
+    link.symlink_to(real.name)
+    rc, out, err = run_cli(GPUS + ["-o", link])
+    assert rc == 0, err
+    assert link.is_symlink() and os.readlink(link) == real.name
+    assert real.read_text(encoding="utf-8").startswith("id,name,vendor")
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640  # its permissions kept
+    _no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("kind, words", [("loop", "symbolic links"),
+                                         ("dangling", "missing file"),
+                                         ("folder", "a directory"),
+                                         ("no-folder", "no folder")])
+def test_output_that_cannot_be_written_is_one_line(run_cli, tmp_path, kind, words):
+    target = tmp_path / "out.csv"
+    if kind == "loop":
+        target.symlink_to(tmp_path / "other")
+        (tmp_path / "other").symlink_to(target)
+    elif kind == "dangling":
+        target.symlink_to(tmp_path / "missing" / "x.csv")
+    elif kind == "folder":
+        target.mkdir()
+    else:
+        target = tmp_path / "missing" / "out.csv"
+    for cmd in (GPUS, ["size", Path(__file__).parents[1] / "examples" / "chat-70b.yaml"]):
+        line = assert_clean_error(*run_cli(cmd + ["-o", target]))
+        assert str(target) in line and words in line, line
+    _no_temp_files(tmp_path)
+
+
+def test_output_to_a_fifo_reaches_its_reader(run_cli, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as fh:
+            got.append(fh.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    rc, out, err = run_cli(GPUS + ["-o", fifo], timeout=60)
+    reader.join(30)
+    assert rc == 0, err
+    assert got and got[0].startswith(b"id,name,vendor")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    _no_temp_files(tmp_path)
+
+
+def test_output_write_failure_leaves_no_temp_file(tmp_path, monkeypatch):
+    from infercap import render
+    from infercap.errors import UsageError
+
+    target = tmp_path / "out.csv"
+    target.write_text("old\n", encoding="utf-8")
+
+    def boom(*a, **k):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(render.os, "replace", boom)
+        with pytest.raises(UsageError, match="No space left on device"):
+            render.write_output("new\n", target)
+    assert target.read_text(encoding="utf-8") == "old\n"
+    _no_temp_files(tmp_path)
