@@ -78,6 +78,15 @@ ProfileOpt = Annotated[
     typer.Option("--profile", help="Calibration profile (id or YAML file) applied on top."),
 ]
 ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML file (docs/scenarios.md).")]
+AllowPathsOpt = Annotated[
+    Optional[List[Path]],
+    typer.Option(
+        "--allow-paths",
+        metavar="DIR",
+        help="Also let input files read data files (lengths_csv) under DIR (a folder or one "
+        "file); repeatable. By default a lengths_csv must lie inside its YAML file's folder.",
+    ),
+]
 ScenarioEngineOpt = Annotated[
     Optional[str],
     typer.Option("--engine", help="Engine profile; default: the scenario's engine, else trtllm."),
@@ -141,6 +150,17 @@ def _engine(name: str):  # type: ignore[no-untyped-def]
     from infercap.profile import engine_profile_for, load_profile
 
     return engine_profile_for(name) or load_profile(name)
+
+
+def _allowed(paths: Optional[List[Path]]) -> List[Path]:
+    """The --allow-paths entries, each an existing folder or file."""
+    from infercap.errors import UsageError
+
+    for p in paths or []:
+        if not p.exists():
+            raise UsageError(f"expected an existing folder or file, got {str(p)!r}",
+                             key="--allow-paths")
+    return list(paths or [])
 
 
 def _resolver(profile: Optional[str]):  # type: ignore[no-untyped-def]
@@ -409,12 +429,13 @@ SIZE_HEADERS = {"batch_cap": "batch cap", "prefill_layout": "prefill pool",
 SIM_COLUMNS = ("sim_ttft_p50_ms", "sim_ttft_p99_ms", "sim_tpot_p50_ms", "sim_tpot_p99_ms")
 
 
-def _sized(scenario: Path, engine: Optional[str], profile: Optional[str], catalog, quiet: bool):  # type: ignore[no-untyped-def]
+def _sized(scenario: Path, engine: Optional[str], profile: Optional[str], catalog, quiet: bool,  # type: ignore[no-untyped-def]
+           allow_paths: Optional[List[Path]] = None):
     from infercap.catalog import load_catalog
     from infercap.scenario import load_scenario
     from infercap.size import size
 
-    s = load_scenario(scenario)
+    s = load_scenario(scenario, _allowed(allow_paths))
     cat = load_catalog(catalog or [])
     eng = _engine(engine or s.engine)
     res = _resolver(profile)
@@ -461,6 +482,7 @@ def size(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
+    allow_paths: AllowPathsOpt = None,
 ) -> None:
     """The cheapest deployment per GPU (aggregated and disaggregated) that meets a scenario's
     SLO percentiles at peak traffic: layout, batch cap, replicas, $/month, $/M tokens.
@@ -472,7 +494,7 @@ def size(
 
     form = _format(fmt)
     _check_output(output)
-    s, cat, res, eng, r = _sized(scenario, engine, profile, catalog, quiet)
+    s, cat, res, eng, r = _sized(scenario, engine, profile, catalog, quiet, allow_paths)
     if pareto:
         from infercap.size import pareto_points
 
@@ -549,6 +571,7 @@ def check(
     catalog: CatalogOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
+    allow_paths: AllowPathsOpt = None,
 ) -> None:
     """CI budget gate: exit 0 when the cheapest deployment meets every SLO and budget, 1 with
     one line per breached limit on stderr, 2 for a bad scenario. The full result is JSON on
@@ -562,7 +585,7 @@ def check(
     from infercap.size import HEAVY_TAIL_RATIO, budget_breaches, diagnose, simulated_breaches
 
     _check_output(output)
-    s, cat, res, eng, r = _sized(scenario, engine, profile, catalog, True)
+    s, cat, res, eng, r = _sized(scenario, engine, profile, catalog, True, allow_paths)
     best = next((row for row in r.rows if row["meets_budget"]), r.rows[0] if r.rows else None)
     breaches: list = []
     if best is None:
@@ -1061,6 +1084,7 @@ def validate(
     profile: Annotated[Optional[str], typer.Option("--profile", help="Calibration profile.")]
     = None,
     catalog: CatalogOpt = None,
+    allow_paths: AllowPathsOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
@@ -1088,7 +1112,7 @@ def validate(
                              key="--by")
     _check_output(output)
     paths = list(files or shipped_files())
-    cs = load_cases(paths)
+    cs = load_cases(paths, _allowed(allow_paths))
     cat = load_catalog(catalog or [])
     eng = None
     if engine:
@@ -1149,6 +1173,7 @@ def calibrate(
                                            "slower.")] = False,
     catalog: CatalogOpt = None,
     quiet: QuietOpt = False,
+    allow_paths: AllowPathsOpt = None,
 ) -> None:
     """Fit the named efficiency figures to measured cases (least squares on log error,
     physical bounds) and write a profile usable with --profile.
@@ -1163,7 +1188,7 @@ def calibrate(
 
     _check_output(out)
     paths = list(files or shipped_files())
-    cs = load_cases(paths)
+    cs = load_cases(paths, _allowed(allow_paths))
     cat = load_catalog(catalog or [])
     with _progress(quiet, "calibrating") as progress:
         report = fit(cs, cat, engine=engine, per_gpu=per_gpu, holdout=holdout, seed=seed,

@@ -53,3 +53,16 @@ class MeasurementError(InfercapError):
 
 class UsageError(InfercapError):
     """A command-line option or argument is invalid (unknown id, impossible layout, ...)."""
+
+
+def excerpt(text: str, limit: int = 60) -> str:
+    """``text`` quoted for an error message: repr-style escaping (no control characters, no
+    line breaks), at most ``limit`` characters, ``...`` marking a cut. For quoting what a
+    user's file holds without echoing it whole."""
+    shown = text[:limit]
+    quoted = repr(shown)
+    if len(quoted) <= limit and shown == text:
+        return quoted
+    while shown and len(repr(shown)) > limit - 3:
+        shown = shown[:-1]
+    return repr(shown) + "..."

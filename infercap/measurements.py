@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from infercap._schema import Field, Schema, validate
 from infercap.errors import MeasurementError
@@ -94,7 +94,8 @@ class Case:
     lengths: tuple[tuple[float, float], ...] | None = None
 
 
-def parse_cases(data: Any, file: str) -> list[Case]:
+def parse_cases(data: Any, file: str,
+                allow_paths: Sequence[str | Path] = ()) -> list[Case]:
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise MeasurementError("expected a mapping with a list under 'cases'", file=file,
                                key="cases")
@@ -111,7 +112,7 @@ def parse_cases(data: Any, file: str) -> list[Case]:
         lengths = None
         if raw.get("lengths_csv") is not None:
             raw = dict(raw)  # the CSV's means fill input_tokens/output_tokens
-            lengths = _lengths(raw, file, entry, csvs)
+            lengths = _lengths(raw, file, entry, csvs, allow_paths)
         for need in NEEDS[raw["scenario"]]:
             if raw.get(need) is None:
                 raise MeasurementError(
@@ -161,13 +162,15 @@ def parse_cases(data: Any, file: str) -> list[Case]:
 
 
 def _lengths(raw: dict[str, Any], file: str, entry: str,
-             csvs: dict[Path, tuple[tuple[float, float], ...]]) -> tuple[tuple[float, float], ...]:
-    """The run's request lengths from ``lengths_csv`` (relative to the measurement file). Its
-    means are the case's input_tokens/output_tokens: filled in when absent, checked (within 2%)
-    when given."""
-    from infercap.scenario import read_lengths_csv
+             csvs: dict[Path, tuple[tuple[float, float], ...]],
+             allow_paths: Sequence[str | Path] = ()) -> tuple[tuple[float, float], ...]:
+    """The run's request lengths from ``lengths_csv`` (relative to the measurement file, inside
+    its folder or one of ``allow_paths``: ``scenario.data_path``). Its means are the case's
+    input_tokens/output_tokens: filled in when absent, checked (within 2%) when given."""
+    from infercap.scenario import data_path, read_lengths_csv
 
-    path = Path(file).parent / raw["lengths_csv"]
+    path = data_path(raw["lengths_csv"], file, "lengths_csv", MeasurementError, entry,
+                     allow_paths)
     if path not in csvs:
         csvs[path] = tuple(read_lengths_csv(path, file, key="lengths_csv",
                                             error=MeasurementError, entry=entry))
@@ -182,13 +185,16 @@ def _lengths(raw: dict[str, Any], file: str, entry: str,
     return rows
 
 
-def load_cases(paths: Iterable[str | Path]) -> list[Case]:
+def load_cases(paths: Iterable[str | Path],
+               allow_paths: Sequence[str | Path] = ()) -> list[Case]:
+    """Load measurement files; a case's ``lengths_csv`` must be inside its file's folder or
+    inside one of ``allow_paths`` (``scenario.data_path``)."""
     from infercap.yamlio import load_yaml
 
     cases: list[Case] = []
     for p in paths:
         path = Path(p)
-        cases += parse_cases(load_yaml(path, MeasurementError), str(path))
+        cases += parse_cases(load_yaml(path, MeasurementError), str(path), allow_paths)
     return cases
 
 

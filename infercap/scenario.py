@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from infercap._schema import Field, Schema, validate
-from infercap.errors import InfercapError
+from infercap.errors import InfercapError, excerpt
 
 HOURS_PER_MONTH = 730.0  # 8,760 h / 12
 SECONDS_PER_DAY = 86_400.0
@@ -153,7 +153,7 @@ def _mean_of(spec: Any) -> float:
     return float(spec["mean"]) if isinstance(spec, dict) else float(spec)
 
 
-def parse_scenario(data: Any, file: str) -> Scenario:
+def parse_scenario(data: Any, file: str, allow_paths: Sequence[str | Path] = ()) -> Scenario:
     d = validate(data, SCENARIO, error=ScenarioError, file=file, entry=None)
 
     def fail(key: str, msg: str) -> None:
@@ -165,7 +165,8 @@ def parse_scenario(data: Any, file: str) -> Scenario:
         if "input_tokens" in tr or "output_tokens" in tr:
             fail("traffic.lengths_csv", "expected either lengths_csv or input_tokens/"
                  "output_tokens, not both")
-        rows = read_lengths_csv(Path(file).parent / tr["lengths_csv"], file)
+        rows = read_lengths_csv(data_path(tr["lengths_csv"], file, "traffic.lengths_csv",
+                                          ScenarioError, allow_paths=allow_paths), file)
         isl = sum(r[0] for r in rows) / len(rows)
         osl = sum(r[1] for r in rows) / len(rows)
     else:
@@ -227,45 +228,137 @@ def parse_scenario(data: Any, file: str) -> Scenario:
     )
 
 
+LENGTHS_MAX_BYTES = 64 << 20  # a larger lengths CSV is refused (64 MiB)
+LENGTHS_MAX_ROWS = 1_000_000  # requests per lengths CSV
+_SYSTEM_TREES = ("/proc", "/sys")  # files there are not data, even when allowed
+
+
+def _inside(path: str, root: str) -> bool:
+    import os
+
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def data_path(value: str, yaml_file: str, key: str, error: type[InfercapError],
+              entry: str | None = None, allow_paths: Sequence[str | Path] = ()) -> Path:
+    """The file that ``value`` (a path in ``yaml_file`` under ``key``) names, relative to the
+    YAML file's folder. Resolved (symbolic links included), it must lie inside that folder or
+    inside one of ``allow_paths`` (folders or files the user allowed: ``--allow-paths``), so a
+    YAML file from elsewhere cannot make infercap read ``/proc/self/environ`` or
+    ``../../etc/passwd``; never under /proc or /sys. Else ``error`` naming the YAML file
+    and the key."""
+    import os
+
+    def fail(msg: str) -> InfercapError:
+        return error(msg, file=yaml_file, entry=entry, key=key)
+
+    if not value or "\x00" in value:
+        raise fail(f"expected a file name, got {excerpt(value, 200)}")
+    folder = os.path.realpath(Path(yaml_file).parent)
+    path = Path(folder) / value  # an absolute value replaces the folder
+    roots = [folder]
+    for a in allow_paths:
+        try:
+            roots.append(os.path.realpath(a, strict=True))
+        except (OSError, RuntimeError):
+            continue
+
+    def check(real: str) -> None:
+        if not any(_inside(real, r) for r in roots) \
+                or any(_inside(real, t) for t in _SYSTEM_TREES):
+            raise fail(f"refusing to read {excerpt(value, 200)}: a lengths CSV must be inside "
+                       "the YAML file's folder (or a folder given with --allow-paths)")
+
+    # where it leads is checked first, so a refusal says nothing of what exists elsewhere
+    real = os.path.realpath(path)
+    check(real)
+    try:
+        real = os.path.realpath(path, strict=True)
+    except (OSError, RuntimeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise fail(f"cannot read lengths CSV {excerpt(value, 200)} ({why})") from None
+    check(real)
+    return Path(real)
+
+
 def read_lengths_csv(path: Path, scenario_file: str, key: str = "traffic.lengths_csv",
                      error: type[InfercapError] = ScenarioError,
                      entry: str | None = None) -> list[tuple[float, float]]:
-    """Rows of ``input_tokens,output_tokens`` (a header row naming them; one row per request).
-    A file that cannot be read is reported against ``scenario_file`` (the file naming it) and
-    ``key``; a bad row against the CSV itself, with its line."""
+    """Rows of ``input_tokens,output_tokens`` (a header row naming them; one row per request)
+    from ``path`` (as ``data_path`` returns it). Only a regular file is read, at most
+    LENGTHS_MAX_BYTES and LENGTHS_MAX_ROWS rows. A file that cannot be read is reported
+    against ``scenario_file`` (the file naming it) and ``key``; a bad row against the CSV
+    itself, with its line, quoting at most a short escaped excerpt of it."""
+    import io
+    import os
+    import stat
+
     where = str(path)
+
+    def unreadable(why: str) -> InfercapError:
+        return error(f"cannot read lengths CSV {where!r} ({why})",
+                     file=scenario_file, entry=entry, key=key)
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            cols = reader.fieldnames or []
-            if "input_tokens" not in cols or "output_tokens" not in cols:
-                raise error(f"expected a header with input_tokens,output_tokens, got "
-                            f"{','.join(cols) or 'nothing'}", file=where)
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                try:
-                    i, o = float(row["input_tokens"]), float(row["output_tokens"])
-                except (TypeError, ValueError):
-                    raise error(f"line {line}: expected two numbers, got "
-                                f"{row['input_tokens']!r},{row['output_tokens']!r}",
-                                file=where) from None
-                if not (i >= 1 and o >= 1) or i != i or o != o or i == float("inf") \
-                        or o == float("inf"):
-                    raise error(f"line {line}: expected token counts >= 1, got "
-                                f"{i:g},{o:g}", file=where)
-                rows.append((i, o))
+        fd = os.open(path, flags)
     except OSError as exc:
-        raise error(f"cannot read lengths CSV {where!r} ({exc.strerror or exc})",
-                    file=scenario_file, entry=entry, key=key) from None
+        raise unreadable(exc.strerror or str(exc)) from None
+    try:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # a FIFO, a device, a folder
+                raise unreadable("not a regular file")
+            if st.st_size > LENGTHS_MAX_BYTES:
+                raise unreadable(f"larger than {LENGTHS_MAX_BYTES >> 20} MiB")
+            fh = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with fh:
+            raw = fh.read(LENGTHS_MAX_BYTES + 1)
+    except OSError as exc:
+        raise unreadable(exc.strerror or str(exc)) from None
+    if len(raw) > LENGTHS_MAX_BYTES:
+        raise unreadable(f"larger than {LENGTHS_MAX_BYTES >> 20} MiB")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise error("expected a UTF-8 CSV file", file=where) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows: list[tuple[float, float]] = []
+    try:
+        cols = reader.fieldnames or []
+        if "input_tokens" not in cols or "output_tokens" not in cols:
+            got = excerpt(",".join(c or "" for c in cols)) if cols else "nothing"
+            raise error(f"expected a header with input_tokens,output_tokens, got {got}",
+                        file=where)
+        for line, row in enumerate(reader, start=2):
+            if len(rows) >= LENGTHS_MAX_ROWS:
+                raise error(f"expected at most {LENGTHS_MAX_ROWS:,} request rows", file=where)
+            a, b = row["input_tokens"], row["output_tokens"]
+            try:
+                i, o = float(a), float(b)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                got = excerpt(f"{a if a is not None else ''},{b if b is not None else ''}")
+                raise error(f"line {line}: expected two numbers, got {got}",
+                            file=where) from None
+            if not (i >= 1 and o >= 1) or i != i or o != o or i == float("inf") \
+                    or o == float("inf"):
+                raise error(f"line {line}: expected token counts >= 1, got "
+                            f"{i:g},{o:g}", file=where)
+            rows.append((i, o))
+    except csv.Error as exc:
+        raise error(f"line {reader.line_num}: malformed CSV ({exc})", file=where) from None
     if not rows:
         raise error("expected at least one request row", file=where)
     return rows
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, allow_paths: Sequence[str | Path] = ()) -> Scenario:
+    """Load a scenario; its ``traffic.lengths_csv`` must be inside its folder or inside one of
+    ``allow_paths`` (see ``data_path``)."""
     from infercap.yamlio import load_yaml
 
     data = load_yaml(Path(path), ScenarioError)
-    return parse_scenario(data, str(path))
+    return parse_scenario(data, str(path), allow_paths)

@@ -223,6 +223,166 @@ def test_cache_serves_unquoted_dates_validated(tmp_path, cache_dir):
     assert first == second and str(second.date) == "2026-05-22"
 
 
+# ---------------------------------------------------------------- lengths_csv
+
+CASE = {"id": "t-lens", "source": "unit test", "model": "llama-3.1-8b", "gpu": "h100-sxm",
+        "gpus": 1, "tp": 1, "pp": 1, "weights": "bf16", "scenario": "offline",
+        "num_requests": 100, "metric": "tpot_ms", "value": 40.0, "engine": "vllm"}
+
+SCENARIO = """\
+model: llama-3.1-8b
+gpus: [h100-sxm]
+precisions: [fp8]
+serving: aggregated
+traffic:
+  peak_requests_per_s: 5
+  lengths_csv: {csv}
+slo:
+  tpot_ms: {{p99: 50}}
+"""
+
+SECRET = "SECRET-do-not-echo"
+
+
+def _inputs(folder: Path, csv_path: str) -> list[tuple[list[str], Path, str]]:
+    """(command, YAML file, key) for a measurement file and a scenario naming ``csv_path``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = folder / "runs.yaml"
+    runs.write_text(yaml.safe_dump({"cases": [dict(CASE, lengths_csv=csv_path)]}),
+                    encoding="utf-8")
+    scen = folder / "s.yaml"
+    scen.write_text(SCENARIO.format(csv=json.dumps(csv_path)), encoding="utf-8")
+    return [(["validate", str(runs), "-f", "csv"], runs, "lengths_csv"),
+            (["size", str(scen), "-f", "csv"], scen, "traffic.lengths_csv"),
+            (["check", str(scen)], scen, "traffic.lengths_csv")]
+
+
+def _refused(run_cli, cmd, yaml_file, key, env=None) -> str:
+    line = assert_clean_error(*run_cli(cmd, env=env, timeout=60))
+    assert str(yaml_file) in line and f"key '{key}'" in line, line
+    assert "refusing to read" in line, line
+    assert SECRET not in line and "root:" not in line, line
+    return line
+
+
+@pytest.mark.parametrize("where", ["proc", "dotdot", "absolute", "symlink"])
+def test_lengths_csv_outside_the_yaml_folder_is_refused(run_cli, tmp_path, where):
+    secret = tmp_path / "secret.csv"
+    secret.write_text(f"{SECRET},x\n1,2\n", encoding="utf-8")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    value = {"proc": "/proc/self/environ", "dotdot": "../secret.csv",
+             "absolute": str(secret), "symlink": "link.csv"}[where]
+    if where == "symlink":
+        (folder / "link.csv").symlink_to(secret)
+    for cmd, yaml_file, key in _inputs(folder, value):
+        _refused(run_cli, cmd, yaml_file, key, env={"INFERCAP_TEST_SECRET": SECRET})
+
+
+def test_lengths_csv_etc_passwd_escape_is_refused(run_cli, tmp_path):
+    cmd, yaml_file, key = _inputs(tmp_path / "a" / "b", "../../" * 20 + "etc/passwd")[0]
+    _refused(run_cli, cmd, yaml_file, key)
+
+
+def test_allow_paths_lets_a_csv_outside_the_folder_through(run_cli, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "lens.csv").write_text("input_tokens,output_tokens\n400,200\n800,100\n",
+                                     encoding="utf-8")
+    cases = _inputs(tmp_path / "in", "../shared/lens.csv")
+    for cmd, yaml_file, key in cases[:2]:
+        _refused(run_cli, cmd, yaml_file, key)
+        rc, out, err = run_cli(cmd + ["--allow-paths", shared])
+        assert rc == 0, err
+        assert out
+    # /proc stays out even when allowed
+    cmd, yaml_file, key = _inputs(tmp_path / "p", "/proc/self/environ")[0]
+    _refused(run_cli, cmd + ["--allow-paths", "/proc"], yaml_file, key,
+             env={"INFERCAP_TEST_SECRET": SECRET})
+    line = assert_clean_error(*run_cli(cases[0][0] + ["--allow-paths", tmp_path / "nope"]))
+    assert "key '--allow-paths'" in line
+
+
+def test_allow_paths_in_process(tmp_path):
+    from infercap.errors import MeasurementError
+    from infercap.measurements import load_cases
+    from infercap.scenario import ScenarioError, load_scenario
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "lens.csv").write_text("input_tokens,output_tokens\n400,200\n", encoding="utf-8")
+    (_, runs, _), (_, scen, _), _ = _inputs(tmp_path / "in", str(shared / "lens.csv"))
+    with pytest.raises(MeasurementError, match="refusing to read"):
+        load_cases([runs])
+    with pytest.raises(ScenarioError, match="refusing to read"):
+        load_scenario(scen)
+    assert load_cases([runs], allow_paths=[shared])[0].lengths == ((400.0, 200.0),)
+    assert load_scenario(scen, allow_paths=[shared / "lens.csv"]).lengths_rows == [(400, 200)]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_lengths_csv_must_be_a_regular_file(run_cli, tmp_path, kind):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    if kind == "fifo":
+        os.mkfifo(folder / "lens.csv")  # opening it to read would wait for a writer forever
+    else:
+        (folder / "lens.csv").mkdir()
+    cmd, yaml_file, key = _inputs(folder, "lens.csv")[0]
+    line = assert_clean_error(*run_cli(cmd, timeout=60))
+    assert str(yaml_file) in line and f"key '{key}'" in line
+    assert "not a regular file" in line
+
+
+def test_lengths_csv_bad_lines_are_quoted_short_and_escaped(run_cli, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    csv = folder / "lens.csv"
+    cmd = _inputs(folder, "lens.csv")[0][0]
+    long_value = "\x1b[31m" + "A" * 5000 + "\r\u202e"
+    csv.write_text(f"input_tokens,output_tokens\n10,{long_value}\n", encoding="utf-8")
+    line = assert_clean_error(*run_cli(cmd))
+    assert str(csv) in line and "line 2: expected two numbers, got " in line
+    quoted = line.split("got ", 1)[1]
+    assert len(quoted) <= 60 and quoted.endswith("..."), quoted
+    assert "\x1b" not in line and "\r" not in line and "\u202e" not in line
+    assert "\\x1b" in quoted
+    # a header that is not one: the same
+    csv.write_text("\x07" + "B" * 5000 + "\n1,2\n", encoding="utf-8")
+    line = assert_clean_error(*run_cli(cmd))
+    quoted = line.split("got ", 1)[1]
+    assert "expected a header" in line and len(quoted) <= 60 and "\x07" not in line
+    # one field beyond the csv module's limit is an error line, not a traceback
+    csv.write_text("input_tokens,output_tokens\n1,\"" + "9" * 200_000 + "\"\n", encoding="utf-8")
+    line = assert_clean_error(*run_cli(cmd))
+    assert "malformed CSV" in line and len(line) < 300
+
+
+def test_lengths_csv_size_and_row_caps(tmp_path, monkeypatch):
+    from infercap import scenario
+    from infercap.scenario import ScenarioError, load_scenario
+
+    (_, _, _), (_, scen, _), _ = _inputs(tmp_path, "lens.csv")
+    (tmp_path / "lens.csv").write_text("input_tokens,output_tokens\n" + "10,20\n" * 50,
+                                       encoding="utf-8")
+    monkeypatch.setattr(scenario, "LENGTHS_MAX_ROWS", 10)
+    with pytest.raises(ScenarioError, match="at most 10 request rows"):
+        load_scenario(scen)
+    monkeypatch.setattr(scenario, "LENGTHS_MAX_BYTES", 100)
+    with pytest.raises(ScenarioError, match="larger than"):
+        load_scenario(scen)
+
+
+def test_excerpt():
+    from infercap.errors import excerpt
+
+    assert excerpt("abc") == "'abc'"
+    long = excerpt("x" * 500)
+    assert len(long) <= 60 and long.endswith("...")
+    esc = excerpt("\n" * 500)
+    assert len(esc) <= 60 and "\n" not in esc and esc.startswith("'\\n")
+
+
 # ---------------------------------------------------------------- --output
 
 GPUS = ["gpus", "-f", "csv"]
