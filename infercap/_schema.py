@@ -23,7 +23,8 @@ class Field:
     """One key of a mapping.
 
     kind: "number", "int", "str", "bool", "map" (nested ``Schema``), "strmap" (str -> str),
-    "numbermap" (str -> number), "list_str", "any".
+    "numbermap" (str -> number), "list_str", "range" ([min, max] of positive integers,
+    min <= max), "any".
     """
 
     kind: str
@@ -161,6 +162,13 @@ def validate(
         elif spec.kind == "list_str":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 problem = f"expected a list of text, got {describe(value)}"
+        elif spec.kind == "range":
+            if not (isinstance(value, list) and len(value) == 2
+                    and all(_is_number(v) and math.isfinite(v) and float(v).is_integer()
+                            and v > 0 for v in value)):
+                problem = f"expected [min, max] of positive integers, got {describe(value)}"
+            elif value[0] > value[1]:
+                problem = f"expected min <= max, got [{value[0]}, {value[1]}]"
         if problem is None and spec.check is not None:
             problem = spec.check(value)
         if problem:
@@ -184,6 +192,8 @@ def _expected(spec: Field) -> str:
         return "a mapping"
     if spec.kind == "list_str":
         return "a list of text"
+    if spec.kind == "range":
+        return "[min, max]"
     return "a value"
 
 
@@ -236,6 +246,9 @@ def to_json_schema(schema: Schema, title: str = "") -> dict[str, Any]:
             return out
         if spec.kind == "list_str":
             return {"type": "array", "items": {"type": "string"}}
+        if spec.kind == "range":
+            return {"type": "array", "minItems": 2, "maxItems": 2,
+                    "items": {"type": "integer", "exclusiveMinimum": 0}}
         return {}
 
     out: dict[str, Any] = {

@@ -32,6 +32,19 @@ NEEDS = {
     "decode_step": ("batch", "context_tokens"),
 }
 
+# one worker pool of a disaggregated deployment (FORMAT.md "disaggregated")
+POOL_SCHEMA = Schema(
+    {
+        "workers": Field("int", required=True, positive=True),
+        "tp": Field("int", required=True, positive=True),
+        "pp": Field("int", required=True, positive=True),
+        "dp": Field("int", positive=True),
+        "ep": Field("int", positive=True),
+    }
+)
+DISAGG_SCHEMA = Schema({"prefill": Field("map", required=True, schema=POOL_SCHEMA),
+                        "decode": Field("map", required=True, schema=POOL_SCHEMA)})
+
 CASE_SCHEMA = Schema(
     {
         "id": Field("str", required=True),
@@ -42,11 +55,13 @@ CASE_SCHEMA = Schema(
         "tp": Field("int", required=True, positive=True),
         "pp": Field("int", required=True, positive=True),
         "ep": Field("int", positive=True),
+        "dp": Field("int", positive=True),
         "weights": Field("str", required=True, choices=WEIGHTS),
         "activations": Field("str", choices=("bf16", "fp16", "fp8", "int8", "fp4", "mxfp4",
                                               "nvfp4")),
         "kv_cache": Field("str", choices=("bf16", "fp16", "fp8", "int8", "fp4", "nvfp4")),
         "engine": Field("str"),
+        "engine_version": Field("str"),
         "scenario": Field("str", required=True, choices=SCENARIOS),
         "input_tokens": Field("number", positive=True),
         "output_tokens": Field("number", positive=True),
@@ -55,6 +70,10 @@ CASE_SCHEMA = Schema(
         "batch": Field("number", positive=True),
         "context_tokens": Field("number", positive=True),
         "num_requests": Field("int", positive=True),
+        "warmup_requests": Field("int", minimum=0),
+        "input_tokens_range": Field("range"),
+        "output_tokens_range": Field("range"),
+        "disaggregated": Field("map", schema=DISAGG_SCHEMA),
         "lengths_csv": Field("str"),
         "metric": Field("str", required=True, choices=METRICS),
         "stat": Field("str", choices=STATS),
@@ -90,6 +109,13 @@ class Case:
     stat: str
     value: float
     file: str
+    dp: int = 1  # attention data-parallel ranks per pipeline stage
+    engine_version: str | None = None
+    input_range: tuple[int, int] | None = None  # lengths uniform in [min, max] (integers)
+    output_range: tuple[int, int] | None = None
+    warmup_requests: int = 0
+    # {"prefill": {...}, "decode": {...}}: workers, tp, pp, dp, ep of each pool
+    disaggregated: dict[str, dict[str, int]] | None = None
     # (input, output) tokens of every request of the run, from lengths_csv (None: the means)
     lengths: tuple[tuple[float, float], ...] | None = None
 
@@ -122,13 +148,34 @@ def parse_cases(data: Any, file: str,
                     entry=entry,
                     key=need,
                 )
-        if raw["tp"] * raw["pp"] > raw["gpus"]:
+        dp = raw.get("dp") or 1
+        if raw.get("disaggregated") is None and raw["gpus"] % (raw["tp"] * raw["pp"] * dp):
             raise MeasurementError(
-                f"expected tp x pp <= gpus ({raw['gpus']}), got {raw['tp']} x {raw['pp']}",
+                f"expected gpus ({raw['gpus']}) a multiple of tp x pp x dp, got "
+                f"{raw['tp']} x {raw['pp']} x {dp}",
                 file=file,
                 entry=entry,
-                key="gpus",
+                key="dp" if dp > 1 else "gpus",
             )
+        for k, mean_key in (("input_tokens_range", "input_tokens"),
+                            ("output_tokens_range", "output_tokens")):
+            lo_hi = raw.get(k)
+            mean = raw.get(mean_key)
+            if lo_hi is not None and mean is not None and not lo_hi[0] <= mean <= lo_hi[1]:
+                raise MeasurementError(f"expected {mean_key} ({mean:g}) inside [{lo_hi[0]}, "
+                                       f"{lo_hi[1]}]", file=file, entry=entry, key=k)
+        dis = raw.get("disaggregated")
+        if dis is not None:
+            pools = {k: {"workers": v["workers"], "tp": v["tp"], "pp": v["pp"],
+                         "dp": v.get("dp") or 1, "ep": v.get("ep") or 1}
+                     for k, v in dis.items()}
+            total = sum(p["workers"] * p["tp"] * p["pp"] * p["dp"] for p in pools.values())
+            if total != raw["gpus"]:
+                raise MeasurementError(
+                    f"expected gpus to be the total of both pools ({total}), got {raw['gpus']}",
+                    file=file, entry=entry, key="gpus")
+            dis = pools
+        warm = raw.get("warmup_requests")
         out.append(
             Case(
                 id=raw["id"],
@@ -156,9 +203,19 @@ def parse_cases(data: Any, file: str,
                 value=float(raw["value"]),
                 file=file,
                 lengths=lengths,
+                dp=dp,
+                engine_version=raw.get("engine_version"),
+                input_range=_pair(raw.get("input_tokens_range")),
+                output_range=_pair(raw.get("output_tokens_range")),
+                warmup_requests=int(warm or 0),
+                disaggregated=dis,
             )
         )
     return out
+
+
+def _pair(v: list[float] | None) -> tuple[int, int] | None:
+    return None if v is None else (int(v[0]), int(v[1]))
 
 
 def _lengths(raw: dict[str, Any], file: str, entry: str,
