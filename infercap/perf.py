@@ -16,7 +16,8 @@ Physics, per pipeline stage (the slowest stage sets the pace):
   counted in (query, key) pairs, capped by sliding/chunked windows on local layers.
 - activation traffic of unfused element-wise ops: ``activation_io_passes`` over each token's
   hidden and intermediate activations.
-- tensor parallel: two all-reduces per layer, ring algorithm: latency + 2(t-1)/t x bytes / link.
+- tensor parallel: two all-reduces per layer; ring, or inside an NVLink domain the one-/two-shot
+  kernels when the message is small (allreduce_time).
 - fixed GPU time per layer (small kernels), and CPU dispatch per layer for eager forwards:
   forward = max(GPU time, CPU time).
 - pipeline parallel: m = min(batch, pp) micro-batches; a token passes every stage.
@@ -141,12 +142,25 @@ def link_bandwidth(f: Figs, rates: Rates, span: Array) -> Array:
 
 
 def allreduce_time(f: Figs, rates: Rates, n: Array, nbytes: Array) -> Array:
-    """Ring all-reduce of ``nbytes`` over ``n`` GPUs (reduce-scatter then all-gather): 2(n-1)
-    steps, each paying one hop's latency, and each GPU sends 2(n-1)/n x bytes
-    (Patarasuk & Yuan 2009; NCCL's ring algorithm)."""
+    """All-reduce of ``nbytes`` over ``n`` GPUs by the fastest algorithm for the message size,
+    L = one synchronizing hop (collective_latency_us), B = the link's achieved bandwidth:
+
+    - ring (NCCL; any span, the only one across the scale-out network): 2(n-1) steps of L, each
+      GPU sends 2(n-1)/n x bytes (Patarasuk & Yuan 2009);
+    - inside one scale-up domain (NVSwitch/NVLink), the small-message kernels of TensorRT-LLM,
+      vLLM and SGLang (custom all-reduce; NVIDIA, "3x Faster AllReduce with NVSwitch and
+      TensorRT-LLM MultiShot", 2024): two-shot = reduce-scatter + all-gather, 2 L and the ring's
+      bytes; one-shot = every GPU reads all n-1 peers' buffers, L and (n-1) x bytes.
+
+    Latency-bound decode messages take one-shot, mid sizes two-shot, large prefill ones ring."""
     bw = link_bandwidth(f, rates, n)
+    lat = f.collective_latency_us * 1e-6
     steps = 2.0 * (n - 1)
-    t = steps * f.collective_latency_us * 1e-6 + steps / n * nbytes / bw
+    ring = steps * lat + steps / n * nbytes / bw
+    two = 2.0 * lat + steps / n * nbytes / bw
+    one = lat + (n - 1) * nbytes / bw
+    inside = np.minimum(np.minimum(ring, two), one)
+    t = np.where(n <= rates.domain, inside, ring)
     return np.where(n > 1, t, 0.0)
 
 

@@ -266,7 +266,9 @@ def build_engine(a, lay, b, f, rates, lengths: Lengths, batch_cap: Array,  # typ
     if not prefill:
         pre = np.zeros_like(pre)
     return Engine(n, dec, slp, np.full(P, ctx), pre, pairs, cap,
-                  np.broadcast_to(np.asarray(f.max_num_tokens, dtype=float), (P,)).copy(),
+                  # each DP attention rank schedules its own token budget
+                  np.broadcast_to(np.asarray(f.max_num_tokens, dtype=float)
+                                  * np.asarray(lay.dp, dtype=float), (P,)).copy(),
                   np.broadcast_to(np.asarray(f.request_overhead_ms, dtype=float) * 1e-3,
                                   (P,)).copy())
 
@@ -278,7 +280,7 @@ def _marginal_prefill(a, lay, b, f, rates, isl: Array, d1: Array) -> Array:  # t
     prompt on an idle engine then costs D(1) + marginal = the chunk's full prefill time."""
     from infercap.serving import prefill_cost_per_prompt
 
-    per_chunk = np.maximum(np.floor(f.max_num_tokens / isl), 1.0)
+    per_chunk = np.maximum(np.floor(f.max_num_tokens / isl), 1.0) * lay.dp
     full = prefill_cost_per_prompt(a, lay, b, f, rates, isl)
     return np.maximum(full - d1 / (per_chunk * lay.pp), 0.25 * full)
 

@@ -67,8 +67,11 @@ def step_overhead(f: Figs, batch: np.ndarray) -> np.ndarray:
 def prefill_cost_per_prompt(
     a: Arch, lay: Layout, b: Bytes, f: Figs, rates: Rates, isl: np.ndarray
 ) -> np.ndarray:
-    """Seconds of engine time one prompt costs when prompts share ``max_num_tokens`` chunks."""
-    per_chunk = np.maximum(np.floor(f.max_num_tokens / isl), 1.0)
+    """Seconds of engine time one prompt costs when prompts share ``max_num_tokens`` chunks.
+    Under DP attention every rank schedules its own chunk of max_num_tokens (SGLang and
+    TensorRT-LLM attention DP: one scheduler per rank), so an iteration's chunk holds dp times
+    the prompts, each rank's whole prompts (perf.prefill)."""
+    per_chunk = np.maximum(np.floor(f.max_num_tokens / isl), 1.0) * lay.dp
     # a pipeline overlaps chunks across stages: the engine is busy one stage-time per chunk
     # (plus the hop of its activations to the next stage)
     stage, _, hop, _ = prefill_stage(a, lay, b, f, rates, per_chunk, isl)

@@ -4,8 +4,11 @@ It runs the scheduler that ``infercap.queueing`` models analytically, iteration 
 on the same iteration-time model (``queueing.Engine``), so the two differ only by the queueing
 approximations, which is what ``docs/queueing.md`` measures:
 
-- requests arrive as a Poisson process (or all at once: a burst) with (input, output) lengths
-  drawn from the workload's pairs;
+- requests arrive as a Poisson process (or all at once: a burst), or from a finite closed loop
+  (a benchmark client with ``concurrency`` requests in flight: the first ``concurrency`` at
+  once, each later one as soon as one finishes), with (input, output) lengths drawn from the
+  workload's pairs; a request reaches the engine ``request_overhead_s`` after the client sends
+  it (the HTTP server's own work before the GPU), and TTFT counts from the send;
 - a request takes a slot when fewer than ``batch_cap`` sequences are admitted (FCFS);
 - each iteration decodes one token for every decoding sequence, then spends the rest of the
   ``token_budget`` on admitted prompts, FCFS, in chunks (chunked prefill);
@@ -14,11 +17,13 @@ approximations, which is what ``docs/queueing.md`` measures:
   and a sequence with output o leaves after o - 1 more iterations.
 
 Only the bookkeeping is a Python loop (a few microseconds per iteration: completions are
-indexed by the iteration they happen in, not searched).
+indexed by the iteration they happen in, not searched; a stretch of pure decode iterations
+with nothing to admit is summed in closed form up to the next completion).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
@@ -44,16 +49,25 @@ class Simulated:
 
 
 def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int = 0,
-             warmup: float = 0.1) -> Simulated:
+             warmup: float = 0.1, concurrency: int | None = None) -> Simulated:
     """Simulate configuration ``p`` of ``e`` at ``rate`` requests/s (``rate`` = inf: all
-    ``requests`` arrive at time 0). Requests arriving in the first and last ``warmup`` share
-    of the run are simulated but not measured."""
+    ``requests`` arrive at time 0), or, with ``concurrency``, as a finite closed loop (``rate``
+    ignored): ``concurrency`` requests sent at time 0, and each later one the moment an earlier
+    one's last token is out. Requests sent in the first and last ``warmup`` share of the run
+    are simulated but not measured."""
     rng = np.random.default_rng(seed)
     n_req = int(requests)
-    if np.isinf(rate):
-        arrive = np.zeros(n_req)
+    ovh = float(e.request_overhead_s[p])
+    closed = concurrency is not None
+    if closed:
+        send = np.full(n_req, np.inf)
+        send[:max(1, min(int(concurrency), n_req))] = 0.0  # type: ignore[arg-type]
+        issued = int(np.isfinite(send).sum())
+    elif np.isinf(rate):
+        send = np.zeros(n_req)
     else:
-        arrive = np.cumsum(rng.exponential(1.0 / rate, n_req))
+        send = np.cumsum(rng.exponential(1.0 / rate, n_req))
+    arrive = send + ovh  # at the engine: after the server's own pre-processing
     pick = rng.integers(len(e.lengths.input), size=n_req)
     isl = np.maximum(np.round(e.lengths.input[pick]), 1.0)
     osl = np.maximum(np.round(e.lengths.output[pick]), 1.0)
@@ -70,8 +84,19 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
     waiting: deque[int] = deque()
     prefilling: deque[list] = deque()  # [request, prompt tokens left]
     finish: dict[int, list[int]] = defaultdict(list)
+    due: list[int] = []  # heap of the iterations in ``finish``
     t, it, nxt, done, n_dec, ctx_total = 0.0, 0, 0, 0, 0, 0.0
     batch_time = 0.0
+
+    def complete(r: int) -> None:
+        nonlocal done, issued
+        end[r] = t
+        done += 1
+        if closed and issued < n_req:  # the client sends its next request at once
+            send[issued] = t
+            arrive[issued] = t + ovh
+            issued += 1
+
     while done < n_req:
         while nxt < n_req and arrive[nxt] <= t:
             waiting.append(nxt)
@@ -82,6 +107,18 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
         if n_dec == 0 and not prefilling:
             t = arrive[nxt]  # idle until the next arrival
             continue
+        if not prefilling and (nxt >= n_req or not np.isfinite(arrive[nxt])) and due:
+            # nothing to admit until a completion: k pure decode iterations, the mean context
+            # growing by one token each (tau_i = d + slope (cm + i - 1 - ctx0)), summed
+            k = due[0] - it - 1
+            if k > 0:
+                cm = ctx_total / n_dec
+                span = k * (d_at[n_dec] + slope_at[n_dec] * (cm - ctx0)) \
+                    + slope_at[n_dec] * k * (k - 1) / 2.0
+                t += span
+                it += k
+                batch_time += n_dec * span
+                ctx_total += n_dec * k
         budget = budget_all - n_dec
         work = 0.0
         ready: list[int] = []
@@ -105,25 +142,28 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
         it += 1
         batch_time += n_dec * tau
         ctx_total += n_dec
+        if due and due[0] == it:
+            heapq.heappop(due)
         for r in finish.pop(it, ()):
             n_dec -= 1
             ctx_total -= isl[r] + osl[r]
-            end[r] = t
-            done += 1
+            complete(r)
         for r in ready:
             first[r] = t
             if osl[r] <= 1:
-                end[r] = t
-                done += 1
+                complete(r)
             else:
                 n_dec += 1
                 ctx_total += isl[r] + 1
-                finish[it + int(osl[r]) - 1].append(r)
+                at = it + int(osl[r]) - 1
+                if at not in finish:
+                    heapq.heappush(due, at)
+                finish[at].append(r)
     lo, hi = int(warmup * n_req), int((1 - warmup) * n_req)
     window = np.arange(n_req)[lo:max(hi, lo + 1)]
-    ttft = first[window] - arrive[window] + float(e.request_overhead_s[p])
+    ttft = first[window] - send[window]
     multi = window[osl[window] > 1]
     tpot = (end[multi] - first[multi]) / (osl[multi] - 1)
     itl = float((end[multi] - first[multi]).sum() / max((osl[multi] - 1).sum(), 1.0))
-    span = max(t - float(arrive[0]), 1e-12)
+    span = max(t - float(send[0]), 1e-12)
     return Simulated(ttft, tpot, float(osl.sum() / span), itl, batch_time / max(t, 1e-12), it)

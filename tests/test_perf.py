@@ -180,22 +180,31 @@ def test_allreduce_time_ring_formula():
         30e-6, rel=1e-12)
 
 
-@pytest.mark.parametrize("n", [2, 4, 8, 16])
-def test_allreduce_latency_term(n):
-    """The latency term is added to the bandwidth term: at least one collective latency and
-    at most one per ring step (2(n-1) steps), whichever of the two conventions is used
-    (a fixed latency per collective, or one per ring step as NCCL's ring pays)."""
+def test_allreduce_algorithm_by_message_size():
+    """One-shot for small messages, two-shot for mid sizes, ring for large ones and across
+    the scale-out network. L = 5 us a hop, 100 GB/s NVLink, 8-GPU domain, n = 8:
+    ring = 14 L + 2 x 7/8 x S / B; two-shot = 2 L + the same bytes; one-shot = L + 7 S / B."""
     r = rates(scale_up=100e9, scale_out=50e9, domain=8)
-    lat = 5e-6
-    n_arr, size = np.asarray(float(n)), np.asarray(1e6)
-    bw_term = perf.allreduce_time(neutral_figs(collective_latency_us=0.0), r, n_arr, size)
-    with_lat = perf.allreduce_time(neutral_figs(collective_latency_us=5.0), r, n_arr, size)
-    latency_part = float(with_lat - bw_term)
-    assert lat * (1 - 1e-9) <= latency_part <= 2 * (n - 1) * lat * (1 + 1e-9)
-    # an empty message costs the latency part only
-    empty = perf.allreduce_time(neutral_figs(collective_latency_us=5.0), r, n_arr,
-                                np.asarray(0.0))
-    assert float(empty) == pytest.approx(latency_part, rel=1e-9)
+    f = neutral_figs(collective_latency_us=5.0)
+    n = np.asarray(8.0)
+
+    def t(size: float, gpus: float = 8.0) -> float:
+        return float(perf.allreduce_time(f, r, np.asarray(gpus), np.asarray(size)))
+
+    # 16 KB (a decode step's hidden state): one-shot 5 us + 7 x 16e3 / 100e9 = 6.12 us,
+    # where a ring would pay 14 x 5 = 70 us + 0.28 us
+    assert t(16e3) == pytest.approx(5e-6 + 7 * 16e3 / 100e9, rel=1e-12)
+    # 1 MB: one-shot 5 + 70 = 75 us; two-shot 10 + 17.5 = 27.5 us; ring 70 + 17.5 = 87.5 us
+    assert t(1e6) == pytest.approx(10e-6 + 2 * 7 / 8 * 1e6 / 100e9, rel=1e-12)
+    # an empty message: one hop
+    assert t(0.0) == pytest.approx(5e-6, rel=1e-12)
+    # 16 GPUs over two domains: ring at the scale-out pace, 30 L + 2 x 15/16 x S / 50e9
+    assert t(16e3, 16.0) == pytest.approx(30 * 5e-6 + 2 * 15 / 16 * 16e3 / 50e9, rel=1e-12)
+    # the chosen algorithm is never slower than the ring, and one GPU needs none
+    ring = 14 * 5e-6 + 2 * 7 / 8 * 1e9 / 100e9
+    assert t(1e9) == pytest.approx(min(ring, 10e-6 + 2 * 7 / 8 * 1e9 / 100e9), rel=1e-12)
+    assert float(perf.allreduce_time(f, r, np.asarray(1.0), np.asarray(1e6))) == 0.0
+    assert n == 8.0
 
 
 def test_allreduce_time_single_gpu_is_zero():
