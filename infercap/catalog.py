@@ -78,6 +78,9 @@ HARDWARE_SCHEMA = Schema(
             ),
         ),
         "efficiency": Field("numbermap", keys=EFFICIENCY_KEYS, minimum=0.0),
+        # the catalog GPU of the same silicon whose per-GPU profile figures apply when a
+        # profile has none of this GPU's own (GB200 -> B200: the same Blackwell GPU)
+        "figures_from": Field("str", check=check_id),
         "sources": Field("strmap", required=True),
         "notes": Field("str"),
     },
@@ -187,6 +190,7 @@ class GPU:
     sources: Mapping[str, str]
     notes: str
     path: str
+    figures_from: str = ""  # GPU id whose per-GPU profile figures stand in for this one's
 
     @property
     def memory_gib(self) -> float:
@@ -342,6 +346,7 @@ def parse_gpu(data: Any, file: str) -> GPU:
         sources=dict(data["sources"]),
         notes=data.get("notes") or "",
         path=file,
+        figures_from=data.get("figures_from") or "",
     )
 
 
@@ -514,4 +519,8 @@ def load_catalog(extra: Iterable[str | Path] = ()) -> Catalog:
             else:
                 models[obj.id] = obj
         cache.save()
+    for g in gpus.values():
+        if g.figures_from and g.figures_from not in gpus:
+            raise CatalogError(f"expected the id of a catalog GPU, got {g.figures_from!r}",
+                               file=g.path, entry=g.id, key="figures_from")
     return Catalog(gpus=gpus, models=models)

@@ -49,7 +49,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     ),
     "collective_latency_us": (
         "nonneg",
-        "latency of one step of a ring collective (an all-reduce over n GPUs takes 2(n-1) steps)",
+        "latency of one synchronizing hop of a collective (all-reduce over n GPUs: ring 2(n-1) "
+        "hops, two-shot 2, one-shot 1)",
     ),
     "layer_overhead_us": (
         "nonneg",
@@ -229,8 +230,8 @@ class Resolver:
                 out.update(layer.figures)
         out.update(getattr(gpu, "efficiency", {}) or {})
         for layer in (self.default, eng, self.user):
-            if layer is not None and gpu.id in layer.gpus:
-                out.update(layer.gpus[gpu.id])
+            if layer is not None:
+                out.update(layer.gpus.get(_gpu_key(layer, gpu), {}))
         missing = [k for k in FIGURES if k not in out]
         if missing:
             raise ProfileError(
@@ -251,9 +252,18 @@ class Resolver:
         if name in (getattr(gpu, "efficiency", {}) or {}):
             where = gpu.path
         for layer in (self.default, eng, self.user):
-            if layer is not None and name in layer.gpus.get(gpu.id, {}):
-                where = f"{layer.path} (gpus.{gpu.id})"
+            key = _gpu_key(layer, gpu) if layer is not None else ""
+            if layer is not None and name in layer.gpus.get(key, {}):
+                where = f"{layer.path} (gpus.{key})"
         return where
+
+
+def _gpu_key(layer: Profile, gpu: Any) -> str:
+    """The ``gpus:`` entry of ``layer`` that applies to ``gpu``: its own, else that of the GPU
+    of the same silicon it names in ``figures_from`` (a B200 figure holds for a GB200)."""
+    if gpu.id in layer.gpus:
+        return str(gpu.id)
+    return str(getattr(gpu, "figures_from", "") or gpu.id)
 
 
 def _short(path: str) -> str:
@@ -262,9 +272,25 @@ def _short(path: str) -> str:
     return path[len(root):] if path.startswith(root) else path
 
 
-def engine_profile_for(engine: str | None) -> Profile | None:
-    """The shipped profile of an engine family (trtllm, vllm, sglang, pytorch), if any."""
-    if not engine:
+def release_profile_id(family: str | None, version: str | None = None) -> str | None:
+    """The shipped profile id of an engine family's release line: ``<family>-<major>.x`` when
+    a profile of that line ships and ``version`` names its major release (``0.17.0`` ->
+    ``trtllm-0.x``: the TensorRT engine line), else ``<family>`` (the current line; also for
+    runs that do not say which release they used)."""
+    if not family:
         return None
-    path = profiles_dir() / f"{engine}.yaml"
+    if version:
+        major = version.strip().split(".")[0]
+        if major.isdigit() and (profiles_dir() / f"{family}-{major}.x.yaml").is_file():
+            return f"{family}-{major}.x"
+    return family
+
+
+def engine_profile_for(engine: str | None, version: str | None = None) -> Profile | None:
+    """The shipped profile of an engine family (trtllm, vllm, sglang, pytorch), if any, for
+    the release line of ``version`` (``release_profile_id``)."""
+    pid = release_profile_id(engine, version)
+    if not pid:
+        return None
+    path = profiles_dir() / f"{pid}.yaml"
     return load_profile_file(path) if path.is_file() else None
