@@ -267,3 +267,54 @@ def test_measurement_error_names_the_file():
 
 def test_dedent_is_plain():  # the YAML above is written flush left
     assert textwrap.dedent(BASE) == BASE
+
+
+# ------------------------------------------------------------------ each engine's KV pool
+
+
+def test_kv_pool_by_engine():
+    """vLLM's gpu_memory_utilization and SGLang's mem_fraction_static are shares of the whole
+    GPU; TensorRT-LLM's free_gpu_memory_fraction is a share of what the weights and
+    activations leave. On an 80 GiB GPU with 16 GiB of weights, 1 GiB reserved and the
+    workspace W: vLLM (0.9, 1.0) keeps 0.9 x 80 - 1 - 16 - W; TensorRT-LLM 1.x (1.0, 0.9)
+    keeps 0.9 x (80 - 1.5 - 16 - W)."""
+    from test_perf import TINY, layout, nbytes, neutral_figs, rates
+
+    from infercap import perf
+    from infercap.arch import arch_of
+
+    a, lay, b = arch_of(TINY), layout(), nbytes()
+    r = rates(memory=80 * 2**30)
+    w = float(perf.weight_bytes_per_gpu(a, lay, b))
+    gib = 2**30
+
+    def pool(**figs: float) -> float:
+        f = neutral_figs(max_num_tokens=8192, **figs)
+        ws = float(perf.workspace_bytes_per_gpu(a, lay, f))
+        return float(perf.kv_budget_per_gpu(a, lay, b, f, r)), ws
+
+    vllm, ws = pool(gpu_memory_utilization=0.9, kv_cache_free_memory_fraction=1.0,
+                    runtime_reserved_gib=1.0)
+    assert vllm == pytest.approx(0.9 * 80 * gib - gib - w - ws)
+    trt, ws = pool(gpu_memory_utilization=1.0, kv_cache_free_memory_fraction=0.9,
+                   runtime_reserved_gib=1.5)
+    assert trt == pytest.approx(0.9 * (80 * gib - 1.5 * gib - w - ws))
+    # the shipped profiles carry these semantics
+    assert load_profile("vllm").figures["gpu_memory_utilization"] == 0.9
+    assert load_profile("trtllm").figures["kv_cache_free_memory_fraction"] == 0.9
+    assert load_profile("trtllm").figures["gpu_memory_utilization"] == 1.0
+
+
+def test_concurrency_beyond_the_pool_waits_for_a_slot():
+    """12 sent at once to an engine whose pool holds 4 sequences: four are prefilled together
+    (10 + 4 x 20 = 90 ms), decode two iterations (110 ms) and leave; the next four wait for
+    those slots: first tokens at 110 + 90 = 200 ms, the last four at 310 ms. Without the cap
+    all twelve share one iteration: 10 + 12 x 20 = 250 ms."""
+    e = toy_engine(0.0)
+    small = Engine(e.n, e.decode_s, e.decode_s_per_context, e.context, e.prefill_s, e.lengths,
+                   np.array([4.0]), e.token_budget, e.request_overhead_s)
+    sim = simulate(small, 0, np.inf, requests=12, warmup=0.0, concurrency=12)
+    assert np.allclose(np.sort(sim.ttft), [0.09] * 4 + [0.20] * 4 + [0.31] * 4)
+    assert sim.mean_batch <= 4 + 1e-9
+    free = simulate(e, 0, np.inf, requests=12, warmup=0.0, concurrency=12)
+    assert np.allclose(free.ttft, 0.25)
