@@ -45,6 +45,21 @@ POOL_SCHEMA = Schema(
 DISAGG_SCHEMA = Schema({"prefill": Field("map", required=True, schema=POOL_SCHEMA),
                         "decode": Field("map", required=True, schema=POOL_SCHEMA)})
 
+# engine settings a run may state (the engine's flags, in infercap's figure names): they
+# replace the profile's value for that case (docs/measurement-format.md maps each engine's flag)
+ENGINE_ARGS = ("max_batch_size", "max_num_tokens", "gpu_memory_utilization",
+               "kv_cache_free_memory_fraction")
+
+
+def _check_engine_args(value: Any) -> str | None:
+    for k, v in value.items():
+        if k.endswith(("_utilization", "_fraction")) and not 0 < v <= 1:
+            return f"expected {k} in (0, 1], got {v!r}"
+        if k.startswith("max_") and (v < 1 or not float(v).is_integer()):
+            return f"expected {k} a whole number >= 1, got {v!r}"
+    return None
+
+
 CASE_SCHEMA = Schema(
     {
         "id": Field("str", required=True),
@@ -74,6 +89,7 @@ CASE_SCHEMA = Schema(
         "input_tokens_range": Field("range"),
         "output_tokens_range": Field("range"),
         "disaggregated": Field("map", schema=DISAGG_SCHEMA),
+        "engine_args": Field("numbermap", keys=ENGINE_ARGS, check=_check_engine_args),
         "lengths_csv": Field("str"),
         "metric": Field("str", required=True, choices=METRICS),
         "stat": Field("str", choices=STATS),
@@ -116,6 +132,8 @@ class Case:
     warmup_requests: int = 0
     # {"prefill": {...}, "decode": {...}}: workers, tp, pp, dp, ep of each pool
     disaggregated: dict[str, dict[str, int]] | None = None
+    # the run's engine settings (ENGINE_ARGS), replacing the profile's figures
+    engine_args: dict[str, float] | None = None
     # (input, output) tokens of every request of the run, from lengths_csv (None: the means)
     lengths: tuple[tuple[float, float], ...] | None = None
 
@@ -209,6 +227,8 @@ def parse_cases(data: Any, file: str,
                 output_range=_pair(raw.get("output_tokens_range")),
                 warmup_requests=int(warm or 0),
                 disaggregated=dis,
+                engine_args={k: float(v) for k, v in raw["engine_args"].items()}
+                if raw.get("engine_args") else None,
             )
         )
     return out

@@ -178,6 +178,7 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
             eng = engine_override or engines[release_profile_id(
                 engine_family(cases[i].engine), cases[i].engine_version)]
             vals = resolver.figures(catalog.gpus[cases[i].gpu], eng)
+            vals.update(cases[i].engine_args or {})  # the run's own engine settings
             for name in FIGURES:
                 figs[name][k] = vals[name]
         cs = [cases[i] for i in keep]

@@ -318,3 +318,37 @@ def test_concurrency_beyond_the_pool_waits_for_a_slot():
     assert sim.mean_batch <= 4 + 1e-9
     free = simulate(e, 0, np.inf, requests=12, warmup=0.0, concurrency=12)
     assert np.allclose(free.ttft, 0.25)
+
+
+# ------------------------------------------------------------------ the run's engine settings
+
+
+def test_engine_args_replace_the_profile_settings(run_cli, tmp_path):
+    """A run that capped its running requests at 4 (vLLM --max-num-seqs, SGLang
+    --max-running-requests, TensorRT-LLM max_batch_size) holds its other 12 prompts back:
+    TTFT grows by about two waves, TPOT shrinks with the smaller batch."""
+    import csv
+    import io
+
+    text = BASE.replace("  concurrency: 64\n", "  concurrency: 16\n").replace(
+        "  num_requests: 640\n", "  num_requests: 160\n")
+    text += text.replace("id: c1", "id: c2").replace("cases:\n", "").replace(
+        "  metric: ttft_ms\n", "  engine_args: {max_batch_size: 4}\n  metric: ttft_ms\n")
+    p = tmp_path / "m.yaml"
+    p.write_text(text)
+    rc, out, err = run_cli(["validate", str(p), "-f", "csv"])
+    assert rc == 0, err
+    got = {r["id"]: float(r["predicted"]) for r in csv.DictReader(io.StringIO(out))}
+    assert got["c2"] > 2 * got["c1"]
+
+
+@pytest.mark.parametrize("args, key, words", [
+    ("{gpu_memory_utilization: 1.5}", "engine_args", "in (0, 1]"),
+    ("{max_batch_size: 2.5}", "engine_args", "whole number"),
+    ("{max_num_seqs: 8}", "engine_args.max_num_seqs", "unknown key"),
+])
+def test_bad_engine_args(run_cli, tmp_path, args, key, words):
+    p = tmp_path / "m.yaml"
+    p.write_text(BASE.replace("  metric: ttft_ms\n", f"  engine_args: {args}\n  metric: ttft_ms\n"))
+    line = assert_clean_error(*run_cli(["validate", str(p)]))
+    assert f"key '{key}'" in line and words in line, line
