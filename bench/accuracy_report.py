@@ -242,11 +242,10 @@ def served_why(r: Row) -> str:
     if c.tp * c.dp >= 32 and c.metric == "tpot_ms" and e > 0:
         return ("an instance of 32+ GPUs on a B200 (8-GPU NVLink) system: every all-reduce "
                 "crosses the network in the model; the run's own layout (as recorded) may differ")
-    if c.metric == "ttft_ms" and e < 0 and c.engine == "trtllm" and c.input_tokens \
-            and c.input_tokens < 1100 and (c.output_tokens or 0) < 1100:
-        return ("a 1k/1k TensorRT-LLM run: InferenceX sets batch_wait_timeout_iters 20 for "
-                "these (TP < 8), holding new prompts up to 20 iterations to batch them; the case "
-                "does not say so and the model does not wait")
+    if c.metric == "ttft_ms" and e < 0 and c.engine == "trtllm" and c.dp > 1:
+        return ("TensorRT-LLM attention DP: InferenceX's scripts enable attention_dp_config "
+                "balancing (timeout_iters 60), holding prompts until every rank has one; the "
+                "case does not carry it and the model does not wait")
     if c.metric == "ttft_ms" and e < 0:
         return ("the server's time before the first token beyond the fitted front-end figure: "
                 "scheduler polling, eager prefill, engine flags the case does not carry")
@@ -293,17 +292,16 @@ def served_section(rows: list[Row]) -> list[str]:
                          body))
     out.append(
         "\n### What is left, and why\n\n"
-        "- **TensorRT-LLM and SGLang TTFT** (44-47%): the runs set engine flags that hold new "
-        "prompts back and that the cases do not carry — InferenceX's scripts give TensorRT-LLM "
-        "`batch_wait_timeout_iters: 20` on Llama 1k/1k at TP < 8 (20 iterations of ~12 ms: the "
-        "~240 ms those runs' TTFT exceeds the model by), `attention_dp_config` balancing with "
-        "`timeout_iters: 60` under DP attention (DeepSeek-R1), and SGLang "
-        "`--scheduler-recv-interval` 10-30 (new requests seen every 10-30 iterations) and "
-        "`max-running-requests` caps of 128-512. Their fitted `request_overhead_ms` goes to its "
-        "100 ms bound standing in for these (with the 36 ms GPUStack measured for trtllm-serve "
-        "TensorRT-LLM's TTFT MdAPE is 49% instead of 44%; SGLang at its 14-30 ms is 76% instead "
-        "of 47%). A measurement field for such flags, and the waits they imply in the "
-        "simulation, is the next step.\n"
+        "- **TensorRT-LLM and SGLang TTFT**: the runs set engine flags that hold new prompts "
+        "back. Where a case carries them (`engine_args`) the simulation runs them: InferenceX's "
+        "TensorRT-LLM Llama 1k/1k runs at TP < 8 use `batch_wait_timeout_iters: 20` (from their "
+        "scripts), and with it their TTFT, 2.5-4x the model's before, comes within ~10% at low "
+        "concurrency. Still missing, for lack of the flags in the cases and of the mechanism: "
+        "TensorRT-LLM `attention_dp_config` balancing (`timeout_iters: 60`, DeepSeek-R1 under "
+        "DP attention), SGLang `--scheduler-recv-interval` 10-30 (new requests seen every 10-30 "
+        "iterations) and `max-running-requests` caps of 128-512. SGLang's fitted "
+        "`request_overhead_ms` goes to its 100 ms bound standing in for them (at its measured "
+        "14-30 ms HTTP latency its TTFT MdAPE would be 76%, not 47%).\n"
         "- **Untagged SGLang builds of 2025-11** take seconds to the first token at concurrency "
         "4-16 where tagged 0.5.9 runs of the same model take 0.2-0.6 s; no figure should fit "
         "them.\n"

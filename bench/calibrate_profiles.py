@@ -47,9 +47,10 @@ NOTES = {
              "TTFT (two-stage, bench/calibrate_profiles.py): vLLM's OpenAI server before the "
              "first token; GPUStack measured 28-106 ms (median 45) for its chat endpoint"},
     "trtllm": {"request_overhead_ms": "fitted by infercap calibrate on the InferenceX TensorRT-LLM "
-               "1.x runs' TTFT: trtllm-serve's front end (GPUStack: ~36 ms) plus what the runs' "
-               "flags add and the model does not (batch_wait_timeout_iters 20 on Llama 1k/1k, "
-               "attention-DP balancing waits on DeepSeek-R1: docs/accuracy.md)"},
+               "1.x runs' TTFT (batch waiting of the Llama runs simulated from their "
+               "engine_args): trtllm-serve's front end (GPUStack measured ~36 ms) plus what the "
+               "runs' other flags add (attention-DP balancing waits on DeepSeek-R1: "
+               "docs/accuracy.md)"},
     "sglang": {"request_overhead_ms": "fitted by infercap calibrate on the InferenceX SGLang runs' "
                "TTFT, at its 100 ms bound: far above SGLang's HTTP front end (GPUStack: 14-30 "
                "ms); it absorbs what the runs' flags add (--scheduler-recv-interval 10-30, "

@@ -48,7 +48,8 @@ DISAGG_SCHEMA = Schema({"prefill": Field("map", required=True, schema=POOL_SCHEM
 # engine settings a run may state (the engine's flags, in infercap's figure names): they
 # replace the profile's value for that case (docs/measurement-format.md maps each engine's flag)
 ENGINE_ARGS = ("max_batch_size", "max_num_tokens", "gpu_memory_utilization",
-               "kv_cache_free_memory_fraction")
+               "kv_cache_free_memory_fraction", "batch_wait_iterations",
+               "batch_wait_tokens_fraction")
 
 
 def _check_engine_args(value: Any) -> str | None:
@@ -57,6 +58,8 @@ def _check_engine_args(value: Any) -> str | None:
             return f"expected {k} in (0, 1], got {v!r}"
         if k.startswith("max_") and (v < 1 or not float(v).is_integer()):
             return f"expected {k} a whole number >= 1, got {v!r}"
+        if k == "batch_wait_iterations" and not float(v).is_integer():
+            return f"expected {k} a whole number, got {v!r}"
     return None
 
 

@@ -87,6 +87,16 @@ FIGURES: dict[str, tuple[str, str]] = {
         "per-request latency of the serving front end added to TTFT (HTTP, tokenisation, "
         "queueing into the engine)",
     ),
+    "batch_wait_iterations": (
+        "nonneg",
+        "iterations the scheduler holds new prompts to batch them (TensorRT-LLM "
+        "batch_wait_timeout_iters; 0: off)",
+    ),
+    "batch_wait_tokens_fraction": (
+        "nonneg",
+        "share of max_num_tokens of scheduled tokens that ends a batch wait early (TensorRT-LLM "
+        "batch_wait_max_tokens_ratio)",
+    ),
     "max_batch_size": ("count", "engine cap on concurrently running sequences"),
     "max_num_tokens": ("count", "engine cap on tokens in one forward (chunked-prefill budget)"),
     "gpu_memory_utilization": (

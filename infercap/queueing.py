@@ -211,11 +211,19 @@ class Engine:
     batch_cap: Array  # (P,)
     token_budget: Array  # (P,)
     request_overhead_s: Array  # (P,)
+    # scheduler batch waiting (TensorRT-LLM batch_wait_*): new prompts are held up to this many
+    # iterations unless the iteration's scheduled tokens reach the fraction of the budget
+    batch_wait_iterations: Array | None = None  # (P,); None: no waiting
+    batch_wait_tokens_fraction: Array | None = None  # (P,)
 
     def take(self, idx: Array) -> "Engine":
+        def sub(x: Array | None) -> Array | None:
+            return None if x is None else x[idx]
+
         return Engine(self.n, self.decode_s[idx], self.decode_s_per_context[idx],
                       self.context[idx], self.prefill_s[idx], self.lengths,
-                      self.batch_cap[idx], self.token_budget[idx], self.request_overhead_s[idx])
+                      self.batch_cap[idx], self.token_budget[idx], self.request_overhead_s[idx],
+                      sub(self.batch_wait_iterations), sub(self.batch_wait_tokens_fraction))
 
     def decode_at(self, n: Array) -> Array:
         """D(n) for a (P, M) array of batch sizes (linear interpolation on the grid)."""
@@ -270,6 +278,9 @@ def build_engine(a, lay, b, f, rates, lengths: Lengths, batch_cap: Array,  # typ
                   np.broadcast_to(np.asarray(f.max_num_tokens, dtype=float)
                                   * np.asarray(lay.dp, dtype=float), (P,)).copy(),
                   np.broadcast_to(np.asarray(f.request_overhead_ms, dtype=float) * 1e-3,
+                                  (P,)).copy(),
+                  np.broadcast_to(np.asarray(f.batch_wait_iterations, dtype=float), (P,)).copy(),
+                  np.broadcast_to(np.asarray(f.batch_wait_tokens_fraction, dtype=float),
                                   (P,)).copy())
 
 

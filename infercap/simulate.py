@@ -78,6 +78,13 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
     d_at = np.interp(np.maximum(ns, 1.0), e.n, e.decode_s[p])
     slope_at = np.interp(np.maximum(ns, 1.0), e.n, e.decode_s_per_context[p])
     ctx0 = float(e.context[p])
+    # TensorRT-LLM's batch waiting (PyExecutor._waiting_requests): while prompts wait, an
+    # iteration that would schedule fewer than fraction x budget tokens (prompt + decode) runs
+    # without them, up to wait_iters iterations in a row; an idle engine does not wait
+    wait_iters = int(e.batch_wait_iterations[p]) if e.batch_wait_iterations is not None else 0
+    wait_tokens = (float(e.batch_wait_tokens_fraction[p]) * budget_all
+                   if e.batch_wait_tokens_fraction is not None else 0.0)
+    waited = 0
 
     first = np.full(n_req, np.nan)
     end = np.full(n_req, np.nan)
@@ -122,6 +129,13 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
         budget = budget_all - n_dec
         work = 0.0
         ready: list[int] = []
+        if wait_iters and prefilling and n_dec:
+            ctx = min(sum(entry[1] for entry in prefilling), max(budget, 0.0))
+            if waited < wait_iters and ctx + n_dec < wait_tokens:
+                waited += 1
+                budget = 0.0  # the prompts wait: a decode-only iteration
+            else:
+                waited = 0
         for entry in prefilling:
             if budget <= 0:
                 break

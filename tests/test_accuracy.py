@@ -21,8 +21,9 @@ from infercap.validate import target_rows
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 # what the shipped copies add to ../shared/benchmarks, each from the case's own source
 # (docs/measurement-format.md): the TensorRT-LLM release of a performance-overview page, the
-# request count of the v0.14 online-serving runs
-ANNOTATIONS = {"engine_version", "num_requests"}
+# request count of the v0.14 online-serving runs, the engine settings of InferenceX's
+# TensorRT-LLM Llama runs (from their scripts)
+ANNOTATIONS = {"engine_version", "num_requests", "engine_args"}
 
 
 def measurement_files() -> list[Path]:
