@@ -31,8 +31,8 @@ import numpy as np
 from infercap.catalog import Catalog
 from infercap.measurements import Case
 from infercap.profile import Profile, Resolver, builtin_profile_ids, engine_profile_for
-from infercap.profile import load_profile, release_profile_id
-from infercap.validate import Group, Prepared, engine_family, predict, prepare
+from infercap.profile import load_profile
+from infercap.validate import Group, Prepared, engine_family, predict, prepare, release_line
 
 MIN_CASES_PER_GPU = 8
 PRIOR_CASES = 3.0  # weight of each figure's prior, in cases (see _fit_with)
@@ -264,13 +264,13 @@ def calibrate(
 ) -> Report:
     """Fit figures to ``cases`` (optionally only one engine family's); ``base`` is the profile
     the fit starts from and completes (default: the shipped profile of the engine family)."""
-    fams = {release_profile_id(engine_family(c.engine), c.engine_version) for c in cases}
+    fams = {release_line(c) for c in cases}
     if engine:
         # a release line's profile id (trtllm, trtllm-0.x) takes that line's cases; a family
         # or engine name the cases of that engine
         if engine in fams:
             cases = [c for c in cases
-                     if release_profile_id(engine_family(c.engine), c.engine_version) == engine]
+                     if release_line(c) == engine]
             fams = {engine}
         else:
             cases = [c for c in cases if engine_family(c.engine) == engine_family(engine)

@@ -70,6 +70,11 @@ def _objects(values: Sequence[object]) -> np.ndarray:
     return out
 
 
+def release_line(c: Case) -> str | None:
+    """The shipped profile id of a case's engine release line (``release_profile_id``)."""
+    return release_profile_id(engine_family(c.engine), c.engine_version)
+
+
 def engine_family(engine: str | None) -> str | None:
     if not engine:
         return None
@@ -142,7 +147,7 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
         prec_of: dict[int, object] = {}
         for i in keep:
             c = cases[i]
-            line = release_profile_id(engine_family(c.engine), c.engine_version)
+            line = release_line(c)
             if line not in engines:
                 engines[line] = engine_profile_for(line)
             eng = engine_override or engines[line]
@@ -175,8 +180,7 @@ def prepare(cases: Sequence[Case], catalog: Catalog, resolver: Resolver,
         # figures per case: the GPU's, the case's engine profile, the user's profile
         figs = {name: np.zeros(len(keep)) for name in FIGURES}
         for k, i in enumerate(keep):
-            eng = engine_override or engines[release_profile_id(
-                engine_family(cases[i].engine), cases[i].engine_version)]
+            eng = engine_override or engines[release_line(cases[i])]
             vals = resolver.figures(catalog.gpus[cases[i].gpu], eng)
             vals.update(cases[i].engine_args or {})  # the run's own engine settings
             for name in FIGURES:
