@@ -49,7 +49,8 @@ DISAGG_SCHEMA = Schema({"prefill": Field("map", required=True, schema=POOL_SCHEM
 # replace the profile's value for that case (docs/measurement-format.md maps each engine's flag)
 ENGINE_ARGS = ("max_batch_size", "max_num_tokens", "gpu_memory_utilization",
                "kv_cache_free_memory_fraction", "batch_wait_iterations",
-               "batch_wait_tokens_fraction")
+               "batch_wait_tokens_fraction", "recv_interval_iterations",
+               "dp_balance_timeout_iterations")
 
 
 def _check_engine_args(value: Any) -> str | None:
@@ -58,7 +59,8 @@ def _check_engine_args(value: Any) -> str | None:
             return f"expected {k} in (0, 1], got {v!r}"
         if k.startswith("max_") and (v < 1 or not float(v).is_integer()):
             return f"expected {k} a whole number >= 1, got {v!r}"
-        if k == "batch_wait_iterations" and not float(v).is_integer():
+        if k in ("batch_wait_iterations", "recv_interval_iterations",
+                 "dp_balance_timeout_iterations") and not float(v).is_integer():
             return f"expected {k} a whole number, got {v!r}"
     return None
 

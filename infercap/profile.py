@@ -97,6 +97,18 @@ FIGURES: dict[str, tuple[str, str]] = {
         "share of max_num_tokens of scheduled tokens that ends a batch wait early (TensorRT-LLM "
         "batch_wait_max_tokens_ratio)",
     ),
+    "recv_interval_iterations": (
+        "count",
+        "decode iterations between the scheduler's polls for new requests (SGLang "
+        "--scheduler-recv-interval; an iteration with prefill, or an idle engine, polls at once; "
+        "1: every iteration)",
+    ),
+    "dp_balance_timeout_iterations": (
+        "nonneg",
+        "with DP attention, iterations new prompts wait for every DP rank to have one before "
+        "they are scheduled anyway (TensorRT-LLM attention_dp_config enable_balance + "
+        "timeout_iters; 0: off)",
+    ),
     "max_batch_size": ("count", "engine cap on concurrently running sequences"),
     "max_num_tokens": ("count", "engine cap on tokens in one forward (chunked-prefill budget)"),
     "gpu_memory_utilization": (

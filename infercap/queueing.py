@@ -215,6 +215,13 @@ class Engine:
     # iterations unless the iteration's scheduled tokens reach the fraction of the budget
     batch_wait_iterations: Array | None = None  # (P,); None: no waiting
     batch_wait_tokens_fraction: Array | None = None  # (P,)
+    # SGLang --scheduler-recv-interval: the scheduler takes new requests in only after this
+    # many decode iterations (at once after an iteration with prefill, or when idle); 1: always
+    recv_interval_iterations: Array | None = None  # (P,)
+    # TensorRT-LLM attention_dp_config (enable_balance, timeout_iters): with DP attention, new
+    # prompts wait until every DP rank has one, at most this many iterations; 0: off
+    dp_balance_timeout_iterations: Array | None = None  # (P,)
+    dp: Array | None = None  # (P,) attention data-parallel ranks
 
     def take(self, idx: Array) -> "Engine":
         def sub(x: Array | None) -> Array | None:
@@ -223,7 +230,9 @@ class Engine:
         return Engine(self.n, self.decode_s[idx], self.decode_s_per_context[idx],
                       self.context[idx], self.prefill_s[idx], self.lengths,
                       self.batch_cap[idx], self.token_budget[idx], self.request_overhead_s[idx],
-                      sub(self.batch_wait_iterations), sub(self.batch_wait_tokens_fraction))
+                      sub(self.batch_wait_iterations), sub(self.batch_wait_tokens_fraction),
+                      sub(self.recv_interval_iterations), sub(self.dp_balance_timeout_iterations),
+                      sub(self.dp))
 
     def decode_at(self, n: Array) -> Array:
         """D(n) for a (P, M) array of batch sizes (linear interpolation on the grid)."""
@@ -281,7 +290,12 @@ def build_engine(a, lay, b, f, rates, lengths: Lengths, batch_cap: Array,  # typ
                                   (P,)).copy(),
                   np.broadcast_to(np.asarray(f.batch_wait_iterations, dtype=float), (P,)).copy(),
                   np.broadcast_to(np.asarray(f.batch_wait_tokens_fraction, dtype=float),
-                                  (P,)).copy())
+                                  (P,)).copy(),
+                  np.broadcast_to(np.asarray(f.recv_interval_iterations, dtype=float),
+                                  (P,)).copy(),
+                  np.broadcast_to(np.asarray(f.dp_balance_timeout_iterations, dtype=float),
+                                  (P,)).copy(),
+                  np.broadcast_to(np.asarray(lay.dp, dtype=float), (P,)).copy())
 
 
 def _marginal_prefill(a, lay, b, f, rates, isl: Array, d1: Array) -> Array:  # type: ignore[no-untyped-def]

@@ -85,6 +85,23 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
     wait_tokens = (float(e.batch_wait_tokens_fraction[p]) * budget_all
                    if e.batch_wait_tokens_fraction is not None else 0.0)
     waited = 0
+    # SGLang's SchedulerRecvSkipper: a decode iteration adds 1 to a counter, an iteration with
+    # prefill adds 1000 (polls at once); new requests are taken in when it reaches the interval
+    recv_every = max(int(e.recv_interval_iterations[p]), 1) \
+        if e.recv_interval_iterations is not None else 1
+    recv_count = recv_every
+    inbox: deque[int] = deque()  # at the engine, not yet taken in by the scheduler
+    # TensorRT-LLM attention-DP balancing (PyExecutor._balance_adp_requests): each admitted
+    # request goes to the DP rank with the fewest active ones; prompts are scheduled only in an
+    # iteration where every rank has one, or when some rank has nothing to decode, or after
+    # ``timeout`` iterations of holding (the counter runs every iteration, prompts or not)
+    dp = int(e.dp[p]) if e.dp is not None else 1
+    balance = int(e.dp_balance_timeout_iterations[p]) \
+        if e.dp_balance_timeout_iterations is not None and dp > 1 else 0
+    rank_of = np.zeros(n_req, dtype=int)
+    rank_active = np.zeros(dp, dtype=int)
+    rank_dec = np.zeros(dp, dtype=int)
+    held = 0
 
     first = np.full(n_req, np.nan)
     end = np.full(n_req, np.nan)
@@ -106,15 +123,25 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
 
     while done < n_req:
         while nxt < n_req and arrive[nxt] <= t:
-            waiting.append(nxt)
+            inbox.append(nxt)
             nxt += 1
+        if n_dec == 0 and not prefilling:
+            recv_count = recv_every  # an idle scheduler polls continuously
+        if recv_count >= recv_every:  # the poll resets the counter, requests or not
+            waiting.extend(inbox)
+            inbox.clear()
+            recv_count = 0
         while waiting and n_dec + len(prefilling) < cap:
             r = waiting.popleft()
             prefilling.append([r, isl[r]])
+            if dp > 1:
+                rank_of[r] = int(np.argmin(rank_active))
+                rank_active[rank_of[r]] += 1
         if n_dec == 0 and not prefilling:
-            t = arrive[nxt]  # idle until the next arrival
+            t = max(t, arrive[nxt])  # idle until the next arrival
             continue
-        if not prefilling and (nxt >= n_req or not np.isfinite(arrive[nxt])) and due:
+        if not prefilling and not inbox and (nxt >= n_req or not np.isfinite(arrive[nxt])) \
+                and due:
             # nothing to admit until a completion: k pure decode iterations, the mean context
             # growing by one token each (tau_i = d + slope (cm + i - 1 - ctx0)), summed
             k = due[0] - it - 1
@@ -126,6 +153,8 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
                 it += k
                 batch_time += n_dec * span
                 ctx_total += n_dec * k
+                held = (held + k) % balance if balance else 0  # its counter runs on
+                recv_count = (recv_count + k) % recv_every
         budget = budget_all - n_dec
         work = 0.0
         ready: list[int] = []
@@ -136,6 +165,18 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
                 budget = 0.0  # the prompts wait: a decode-only iteration
             else:
                 waited = 0
+        if balance:
+            ranks_ctx = np.zeros(dp, dtype=bool)
+            for entry in prefilling:
+                ranks_ctx[rank_of[entry[0]]] = True
+            if ranks_ctx.all():
+                held = 0
+            else:
+                held += 1
+                if held >= balance or not (rank_dec > 0).all():
+                    held = 0
+                else:
+                    budget = 0.0  # prompts held for balance: a decode-only iteration
         for entry in prefilling:
             if budget <= 0:
                 break
@@ -152,6 +193,7 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
         else:
             dec = d_at[1]
         tau = dec + work
+        recv_count += recv_every if work > 0 else 1
         t += tau
         it += 1
         batch_time += n_dec * tau
@@ -161,12 +203,19 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
         for r in finish.pop(it, ()):
             n_dec -= 1
             ctx_total -= isl[r] + osl[r]
+            if dp > 1:
+                rank_active[rank_of[r]] -= 1
+                rank_dec[rank_of[r]] -= 1
             complete(r)
         for r in ready:
             first[r] = t
             if osl[r] <= 1:
+                if dp > 1:
+                    rank_active[rank_of[r]] -= 1
                 complete(r)
             else:
+                if dp > 1:
+                    rank_dec[rank_of[r]] += 1
                 n_dec += 1
                 ctx_total += isl[r] + 1
                 at = it + int(osl[r]) - 1

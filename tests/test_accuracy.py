@@ -23,7 +23,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 # (docs/measurement-format.md): the TensorRT-LLM release of a performance-overview page, the
 # request count of the v0.14 online-serving runs, the engine settings of InferenceX's
 # TensorRT-LLM Llama runs (from their scripts)
-ANNOTATIONS = {"engine_version", "num_requests", "engine_args"}
+ANNOTATIONS = {"engine_version", "num_requests", "engine_args", "kv_cache"}
 
 
 def measurement_files() -> list[Path]:

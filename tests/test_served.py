@@ -346,6 +346,8 @@ def test_engine_args_replace_the_profile_settings(run_cli, tmp_path):
     ("{gpu_memory_utilization: 1.5}", "engine_args", "in (0, 1]"),
     ("{max_batch_size: 2.5}", "engine_args", "whole number"),
     ("{max_num_seqs: 8}", "engine_args.max_num_seqs", "unknown key"),
+    ("{recv_interval_iterations: 2.5}", "engine_args", "whole number"),
+    ("{dp_balance_timeout_iterations: 0.5}", "engine_args", "whole number"),
 ])
 def test_bad_engine_args(run_cli, tmp_path, args, key, words):
     p = tmp_path / "m.yaml"
@@ -376,3 +378,46 @@ def test_batch_wait_holds_new_prompts_until_the_timeout():
     d = waiting.ttft - plain.ttft
     assert np.allclose(d[:4], 0.0) and np.allclose(d[4:8], 0.03)
     assert 0.01 < d.mean() < 0.05
+
+
+def _lengths_engine(outputs, **extra):
+    e = toy_engine(0.0)
+    k = len(outputs)
+    return Engine(n=e.n, decode_s=e.decode_s, decode_s_per_context=e.decode_s_per_context,
+                  context=e.context, prefill_s=np.array([[0.02] * k]),
+                  lengths=Lengths(np.full(k, 100.0), np.array(outputs, dtype=float)),
+                  batch_cap=e.batch_cap, token_budget=np.array([1000.0]),
+                  request_overhead_s=e.request_overhead_s, **extra)
+
+
+def test_recv_interval_holds_new_requests_between_polls():
+    """SGLang --scheduler-recv-interval 4: after decode-only iterations (10 ms each) the
+    scheduler looks for new requests only every 4th iteration. The first four requests reach
+    an idle engine (it polls continuously): no delay. A later one waits at most 3 decode
+    iterations (30 ms) for the poll; interval 1 is the default and changes nothing."""
+    def run(**extra):
+        return simulate(_lengths_engine([5.0, 40.0], **extra), 0, np.inf, requests=60,
+                        warmup=0.0, concurrency=4)
+
+    plain, polled = run(), run(recv_interval_iterations=np.array([4.0]))
+    assert np.allclose(run(recv_interval_iterations=np.array([1.0])).ttft, plain.ttft)
+    assert np.allclose((polled.ttft - plain.ttft)[:4], 0.0)
+    assert 0.0 < polled.ttft.mean() - plain.ttft.mean() <= 0.03
+    assert polled.ttft.max() <= plain.ttft.max() + 0.03 + 1e-9
+
+
+def test_dp_balance_holds_prompts_until_every_rank_has_one():
+    """TensorRT-LLM attention-DP balancing, 2 ranks, timeout 8 iterations: a prompt on one rank
+    waits while the other rank has none, at most 7 decode iterations (70 ms; the counter runs
+    every iteration), unless a rank has nothing to decode (the first four, on an idle engine,
+    do not wait). With one rank (dp 1) the setting does nothing."""
+    def run(dp, **extra):
+        return simulate(_lengths_engine([5.0, 17.0, 40.0], dp=np.array([dp]), **extra), 0,
+                        np.inf, requests=60, warmup=0.0, concurrency=4)
+
+    timeout = dict(dp_balance_timeout_iterations=np.array([8.0]))
+    assert np.allclose(run(1.0, **timeout).ttft, run(1.0).ttft)
+    plain, balanced = run(2.0), run(2.0, **timeout)
+    assert np.allclose((balanced.ttft - plain.ttft)[:4], 0.0)
+    assert 0.0 < balanced.ttft.mean() - plain.ttft.mean() <= 0.07
+    assert balanced.ttft.max() <= plain.ttft.max() + 0.07 + 1e-9
