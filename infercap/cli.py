@@ -589,6 +589,7 @@ def check(
     import json
 
     from infercap.render import write_output
+    from infercap.render import distinct_pair
     from infercap.size import HEAVY_TAIL_RATIO, budget_breaches, diagnose, simulated_breaches
 
     _check_output(output)
@@ -623,8 +624,8 @@ def check(
         if b.get("value") is None:
             _err(f"infercap: check failed: {b['detail']}")
         else:
-            _err(f"infercap: check failed: {b['limit']}: {b['value']:,.2f} > "
-                 f"{b['threshold']:,.2f}")
+            shown, limit = distinct_pair(float(b["value"]), float(b["threshold"]))
+            _err(f"infercap: check failed: {b['limit']}: {shown} > {limit}")
     if simulated and any("(simulated)" in b["limit"] for b in breaches):
         _err(f"infercap: {best['gpu']} {best['mode']} with {best['replicas']} replicas meets the "
              "SLOs in the analytical model, but heavy-tailed lengths queue longer than it "

@@ -402,3 +402,14 @@ def plot_file(
         plt.close(fig)
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def distinct_pair(value: float, threshold: float, start: int = 2, most: int = 10) -> tuple[str, str]:
+    """``value`` and ``threshold`` with the fewest decimals (at least ``start``) that tell them
+    apart, so a reported breach never reads "0.13 > 0.13" (0.1326 against 0.132 prints
+    "0.133 > 0.132"); equal numbers print at ``start`` decimals."""
+    for d in range(start, most + 1):
+        a, b = f"{value:,.{d}f}", f"{threshold:,.{d}f}"
+        if a != b:
+            return a, b
+    return f"{value:,.{start}f}", f"{threshold:,.{start}f}"

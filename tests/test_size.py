@@ -266,3 +266,22 @@ def test_heavy_tailed_disaggregated_pools_are_checked_by_simulation(run_cli, tmp
     assert dis["prefill_layout"].startswith(f"{p_reps}x ") and int(dis["replicas"]) == d_reps
     rc, out, err = run_cli(["check", p, "-q"])
     assert rc == 0 and json.loads(out)["simulated"] is True
+
+
+def test_distinct_pair_prints_the_digits_that_show_the_breach():
+    from infercap.render import distinct_pair
+    assert distinct_pair(0.1326, 0.132) == ("0.133", "0.132")  # not "0.13 > 0.13"
+    assert distinct_pair(1234.5, 1000.0) == ("1,234.50", "1,000.00")
+    assert distinct_pair(2.0, 2.0) == ("2.00", "2.00")
+
+
+def test_check_breach_line_tells_value_and_limit_apart(run_cli, tmp_path):
+    """A budget just under the best deployment's cost: the stderr line shows two different
+    numbers, the value above the limit."""
+    rc, out, _ = run_cli(["check", write(tmp_path, SPEC + "budget:\n  max_usd_per_m_tokens: 0.001\n")])
+    value = json.loads(out)["breaches"][0]["value"]
+    limit = value * (1 - 1e-4)  # equal at 2 decimals
+    rc, out, err = run_cli(["check", write(tmp_path, SPEC + f"budget:\n  max_usd_per_m_tokens: {limit!r}\n")])
+    assert rc == 1
+    shown, _, bound = err.strip().splitlines()[0].rpartition(": ")[2].partition(" > ")
+    assert shown != bound and float(shown.replace(",", "")) > float(bound.replace(",", ""))
