@@ -53,13 +53,13 @@ def settings(c: dict) -> tuple[dict, str | None] | None:
     conc, tp, dp = int(c["concurrency"]), int(c["tp"]), int(c.get("dp", 1))
     isl, osl = nominal(c, "input"), nominal(c, "output")
     gpu, w, eng = c["gpu"], c["weights"], c.get("engine")
-    out = _settings(c, conc, tp, dp, isl, osl, gpu, w, eng)
+    out = _settings(conc, tp, dp, isl, osl, gpu, w, eng)
     if out and eng == "sglang" and out[0].get("max_batch_size", conc) < conc:
         del out[0]["max_batch_size"]
     return out
 
 
-def _settings(c: dict, conc: int, tp: int, dp: int, isl: int, osl: int, gpu: str, w: str,
+def _settings(conc: int, tp: int, dp: int, isl: int, osl: int, gpu: str, w: str,
               eng: str | None) -> tuple[dict, str | None] | None:
     if eng == "sglang" and tp in (4, 8) and dp == 1:
         if gpu == "b200" and w == "fp8":

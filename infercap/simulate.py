@@ -86,7 +86,8 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
                    if e.batch_wait_tokens_fraction is not None else 0.0)
     waited = 0
     # SGLang's SchedulerRecvSkipper: a decode iteration adds 1 to a counter, an iteration with
-    # prefill adds 1000 (polls at once); new requests are taken in when it reaches the interval
+    # prefill its default weight of 1000 (here: the interval, so it polls at once); new
+    # requests are taken in when the counter reaches the interval
     recv_every = max(int(e.recv_interval_iterations[p]), 1) \
         if e.recv_interval_iterations is not None else 1
     recv_count = recv_every
@@ -138,7 +139,7 @@ def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int =
                 rank_of[r] = int(np.argmin(rank_active))
                 rank_active[rank_of[r]] += 1
         if n_dec == 0 and not prefilling:
-            t = max(t, arrive[nxt])  # idle until the next arrival
+            t = arrive[nxt]  # idle until the next arrival
             continue
         if not prefilling and not inbox and (nxt >= n_req or not np.isfinite(arrive[nxt])) \
                 and due:

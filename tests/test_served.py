@@ -359,27 +359,6 @@ def test_bad_engine_args(run_cli, tmp_path, args, key, words):
 # ------------------------------------------------------------------ TensorRT-LLM batch waiting
 
 
-def test_batch_wait_holds_new_prompts_until_the_timeout():
-    """TensorRT-LLM batch_wait_timeout_iters 3, batch_wait_max_tokens_ratio 0.9 of a 1,000-token
-    budget; 100-token prompts, outputs of 5 or 40 tokens, 4 in flight. The first four arrive
-    on an idle engine: nothing decodes, no wait. The next four arrive as the short ones finish
-    while long ones decode: 4 x 100 prompt + 2 decode tokens < 900, so each waits exactly three
-    decode iterations, 30 ms, before its prefill."""
-    e = toy_engine(0.0)
-    common = dict(n=e.n, decode_s=e.decode_s, decode_s_per_context=e.decode_s_per_context,
-                  context=e.context, prefill_s=np.array([[0.02, 0.02]]),
-                  lengths=Lengths(np.array([100.0, 100.0]), np.array([5.0, 40.0])),
-                  batch_cap=e.batch_cap, token_budget=np.array([1000.0]),
-                  request_overhead_s=e.request_overhead_s)
-    plain = simulate(Engine(**common), 0, np.inf, requests=40, warmup=0.0, concurrency=4)
-    waiting = simulate(Engine(**common, batch_wait_iterations=np.array([3.0]),
-                              batch_wait_tokens_fraction=np.array([0.9])),
-                       0, np.inf, requests=40, warmup=0.0, concurrency=4)
-    d = waiting.ttft - plain.ttft
-    assert np.allclose(d[:4], 0.0) and np.allclose(d[4:8], 0.03)
-    assert 0.01 < d.mean() < 0.05
-
-
 def _lengths_engine(outputs, **extra):
     e = toy_engine(0.0)
     k = len(outputs)
@@ -388,6 +367,22 @@ def _lengths_engine(outputs, **extra):
                   lengths=Lengths(np.full(k, 100.0), np.array(outputs, dtype=float)),
                   batch_cap=e.batch_cap, token_budget=np.array([1000.0]),
                   request_overhead_s=e.request_overhead_s, **extra)
+
+
+def test_batch_wait_holds_new_prompts_until_the_timeout():
+    """TensorRT-LLM batch_wait_timeout_iters 3, batch_wait_max_tokens_ratio 0.9 of a 1,000-token
+    budget; 100-token prompts, outputs of 5 or 40 tokens, 4 in flight. The first four arrive
+    on an idle engine: nothing decodes, no wait. The next four arrive as the short ones finish
+    while long ones decode: 4 x 100 prompt + 2 decode tokens < 900, so each waits exactly three
+    decode iterations, 30 ms, before its prefill."""
+    plain = simulate(_lengths_engine([5.0, 40.0]), 0, np.inf, requests=40, warmup=0.0,
+                     concurrency=4)
+    waiting = simulate(_lengths_engine([5.0, 40.0], batch_wait_iterations=np.array([3.0]),
+                                       batch_wait_tokens_fraction=np.array([0.9])),
+                       0, np.inf, requests=40, warmup=0.0, concurrency=4)
+    d = waiting.ttft - plain.ttft
+    assert np.allclose(d[:4], 0.0) and np.allclose(d[4:8], 0.03)
+    assert 0.01 < d.mean() < 0.05
 
 
 def test_recv_interval_holds_new_requests_between_polls():

@@ -278,10 +278,12 @@ def test_distinct_pair_prints_the_digits_that_show_the_breach():
 def test_check_breach_line_tells_value_and_limit_apart(run_cli, tmp_path):
     """A budget just under the best deployment's cost: the stderr line shows two different
     numbers, the value above the limit."""
-    rc, out, _ = run_cli(["check", write(tmp_path, SPEC + "budget:\n  max_usd_per_m_tokens: 0.001\n")])
-    value = json.loads(out)["breaches"][0]["value"]
-    limit = value * (1 - 1e-4)  # equal at 2 decimals
-    rc, out, err = run_cli(["check", write(tmp_path, SPEC + f"budget:\n  max_usd_per_m_tokens: {limit!r}\n")])
+    def check(limit):
+        budget = f"budget:\n  max_usd_per_m_tokens: {limit!r}\n"
+        return run_cli(["check", write(tmp_path, SPEC + budget)])
+
+    value = json.loads(check(0.001)[1])["breaches"][0]["value"]
+    rc, out, err = check(value * (1 - 1e-4))  # equal at 2 decimals
     assert rc == 1
     shown, _, bound = err.strip().splitlines()[0].rpartition(": ")[2].partition(" > ")
     assert shown != bound and float(shown.replace(",", "")) > float(bound.replace(",", ""))
