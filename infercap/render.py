@@ -1,5 +1,6 @@
-"""Presentation: rows of plain values to CSV, JSON or a rich table. The only module that
-imports rich (the CLI imports it lazily through here)."""
+"""Presentation: rows of plain values to CSV, JSON or a plain-text table fitted to the
+terminal (see the comment above ``TRIVIAL``). The only module that imports rich (the CLI
+imports it lazily through here)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Sequence
@@ -79,6 +81,277 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+# ---------------------------------------------------------------- the table format
+#
+# The table is the human format (a terminal, or -f table); CSV and JSON are the machine formats
+# and always carry every column, unchanged. A table is fitted to the terminal's width
+# (``terminal_width``: $COLUMNS, else the width of the terminal stdout is), in this order,
+# stopping as soon as it fits:
+#
+# 1. always: columns that carry nothing in this result are left out: empty in every row, or a
+#    trivial layout value in every row (``TRIVIAL``: tp, pp, dp, ep = 1);
+# 2. headers split onto two lines at their spaces ("TTFT p99 ms" -> "TTFT" / "p99 ms");
+# 3. text columns with the same value in every row (the scenario's model, say) move to one
+#    line above the table ("every row: model llama-3.1-70b");
+# 4. one space between columns instead of two, then headers on up to three lines, then the
+#    shorter headers of ``TIGHT_HEADERS`` ("precision" -> "prec");
+# 5. the least important columns are left out, in ``DROP_ORDER`` (each step tries 2-4 again);
+#    the rest (model, gpu, precision, layout, batch, latency, throughput, GPUs, $/M tokens and
+#    the flags) are never left out, and ``render`` says on stderr which columns were;
+# 6. last, text cells (ids, names) are cut with an ellipsis. A number is never cut or wrapped:
+#    a table of numbers alone wider than the terminal prints wider.
+
+TRIVIAL = {"tp": 1, "pp": 1, "dp": 1, "ep": 1}
+
+# table-only headers (a command's own ``headers`` take precedence); units stay in the header
+TABLE_HEADERS = {
+    "ttft_ms": "TTFT ms", "tpot_ms": "TPOT ms", "e2e_latency_s": "e2e s",
+    **{f"{m}_{q}_ms": f"{m.upper()} {q} ms" for m in ("ttft", "tpot")
+       for q in ("p50", "p90", "p99")},
+    **{f"sim_{m}_{q}_ms": f"sim {m.upper()} {q} ms" for m in ("ttft", "tpot")
+       for q in ("p50", "p90", "p99")},
+    "output_tokens_per_s": "tok/s", "output_tokens_per_s_per_gpu": "tok/s/GPU",
+    "tokens_per_s_per_user": "tok/s/user", "usd_per_m_output_tokens": "$/M out",
+    "usd_per_m_input_tokens": "$/M in", "usd_per_m_blended_tokens": "$/M tok",
+    "memory_used_gib_per_gpu": "GiB/GPU", "memory_gib_per_gpu": "GiB/GPU cap",
+    "usd_per_month": "$/month", "gpus_per_instance": "GPUs/inst", "batch_cap": "batch cap",
+    "headroom_pct": "headroom %", "utilisation_peak": "util peak",
+    "utilisation_average": "util avg", "mean_batch_peak": "batch at peak",
+    "kv_transfer_ms": "KV transfer ms", "prefill_layout": "prefill pool",
+    "meets_budget": "in budget", "price_type": "price", "decode_bound": "bound",
+}
+
+# shorter still, on a narrow terminal (before any column is left out)
+TIGHT_HEADERS = {"precision": "prec"}
+
+# left out first to last when a table is still too wide (plan and size columns): what another
+# column tells already or what matters least for choosing a deployment goes first
+DROP_ORDER = (
+    "price_type",  # on-demand or estimate
+    "memory_used_gib_per_gpu",
+    "decode_bound",
+    "headroom_pct",
+    "utilisation_peak",
+    "utilisation_average",
+    "mean_batch_peak",
+    "kv_transfer_ms",
+    "prefill_layout",  # the disaggregated prefill pool, e.g. "3x tp1pp4 fp8"
+    "tokens_per_s_per_user",  # 1000 / TPOT ms
+    "e2e_latency_s",
+    "output_tokens_per_s",
+    "usd_per_month",  # $/M tokens stay
+    "usd_per_hour",
+    "sim_ttft_p99_ms",
+    "sim_tpot_p99_ms",
+    "replicas",  # the total GPUs stay
+)
+
+_TEXT = {"model", "gpu", "precision", "compute_dtype", "decode_bound", "id", "metric",
+         "scenario", "engine", "skipped", "group", "name", "vendor", "figure", "source", "key",
+         "value_text", "price_provider", "price_type", "price_date", "kind", "meaning", "meets",
+         "mode"}
+_PROSE = {"meaning", "skipped"}  # sentences: wrapped at spaces on a narrow terminal
+_TEXT_FLOOR = 8  # a text column is cut to no fewer cells than this (or its header)
+_PROSE_FLOOR = 24  # a sentence column wraps at no fewer cells than this
+
+
+def terminal_width() -> int | None:
+    """The width a table is fitted to: ``$COLUMNS`` when set to a positive number, else the
+    width of the terminal stdout is; ``None`` (no limit) when stdout is no terminal."""
+    import sys
+
+    try:
+        n = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        n = 0
+    if n > 0:
+        return n
+    try:
+        if sys.stdout.isatty():
+            return os.get_terminal_size(sys.stdout.fileno()).columns or None
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None
+
+
+@dataclass
+class TableFit:
+    """How a table is laid out: the columns shown, their header lines and widths, the gap
+    between columns, what moved above the table and what was left out."""
+
+    columns: list[str]
+    header_lines: list[list[str]]  # per column, top to bottom
+    widths: list[int]
+    gap: int
+    hoisted: dict[str, str] = field(default_factory=dict)  # column -> the value of every row
+    trivial: list[str] = field(default_factory=list)  # left out: nothing to tell
+    dropped: list[str] = field(default_factory=list)  # left out: too wide (DROP_ORDER)
+    width: int | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.widths) + self.gap * max(len(self.widths) - 1, 0)
+
+
+def header_of(column: str, headers: dict[str, str] | None = None, tight: bool = False) -> str:
+    """A column's table header: the command's, else (``tight``: ``TIGHT_HEADERS``, else)
+    ``TABLE_HEADERS``, else its name."""
+    if (headers or {}).get(column):
+        return (headers or {})[column]
+    return (tight and TIGHT_HEADERS.get(column)) or TABLE_HEADERS.get(column) or column
+
+
+def _split_header(text: str, most: int) -> list[str]:
+    """``text`` on at most ``most`` lines, split at spaces, as narrow as can be."""
+    import itertools
+
+    words = text.split(" ")
+    best = [text]
+    for k in range(2, min(most, len(words)) + 1):
+        for cuts in itertools.combinations(range(1, len(words)), k - 1):
+            bounds = (0, *cuts, len(words))
+            lines = [" ".join(words[a:b]) for a, b in zip(bounds, bounds[1:])]
+            if max(map(_cells, lines)) < max(map(_cells, best)):
+                best = lines
+    return best
+
+
+def _cells(text: str) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
+def _is_number_column(rows: Sequence[dict[str, Any]], column: str) -> bool:
+    vals = [_plain(r.get(column)) for r in rows]
+    vals = [v for v in vals if v is not None]
+    return bool(vals) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                              for v in vals)
+
+
+def fit_table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    headers: dict[str, str] | None = None,
+    width: int | None = None,
+) -> TableFit:
+    """Lay a table out within ``width`` terminal cells (``None``: no limit); the steps are in
+    the comment above ``TRIVIAL``."""
+    trivial = []
+    if rows:
+        for c in columns:
+            vals = [_plain(r.get(c)) for r in rows]
+            if all(v is None or v == "" for v in vals) or (
+                    c in TRIVIAL and all(v == TRIVIAL[c] and not isinstance(v, bool)
+                                         for v in vals)):
+                trivial.append(c)
+    cols = [c for c in columns if c not in trivial]
+    cells = {c: [_fmt(r.get(c)) for r in rows] for c in cols}
+    data_w = {c: max(map(_cells, cells[c]), default=0) for c in cols}
+    constant = {c: cells[c][0] for c in cols if len(rows) >= 2 and c in _TEXT
+                and c not in _PROSE and cells[c][0] not in ("", "-")
+                and all(x == cells[c][0] for x in cells[c])}
+
+    def layout(shown: list[str], level: int, dropped: list[str]) -> TableFit:
+        most = 1 if level == 0 else 2 if level < 4 else 3
+        tight = level >= 5
+        hoisted = {c: constant[c] for c in shown if c in constant} if level >= 2 else {}
+        shown = [c for c in shown if c not in hoisted]
+        lines = [_split_header(header_of(c, headers, tight), most) for c in shown]
+        widths = [max(data_w[c], *map(_cells, h)) for c, h in zip(shown, lines)]
+        return TableFit(shown, lines, widths, 2 if level < 3 else 1, hoisted, trivial,
+                        dropped, width)
+
+    droppable = [c for c in DROP_ORDER if c in cols]
+    fit = layout(cols, 0, [])
+    if width is None or fit.total <= width:
+        return fit
+    for k in range(len(droppable) + 1):
+        shown = [c for c in cols if c not in droppable[:k]]
+        for level in range(6):
+            fit = layout(shown, level, droppable[:k])
+            if fit.total <= width:
+                return fit
+    # still too wide: cut text columns (never numbers), the widest first, down to a floor: a
+    # sentence wraps at ``_PROSE_FLOOR`` cells, other text is cut with an ellipsis, never to
+    # fewer than ``_TEXT_FLOOR`` cells, nor so far that two values (two ids) would read alike
+    floors = []
+    for c, h, w in zip(fit.columns, fit.header_lines, fit.widths):
+        least = max(_PROSE_FLOOR if c in _PROSE else _TEXT_FLOOR, *map(_cells, h))
+        if _is_number_column(rows, c) or least >= w:
+            floors.append(w)
+        elif c in _PROSE:
+            floors.append(least)
+        else:
+            distinct = len(set(cells[c]))
+            floors.append(next(n for n in range(least, w + 1)
+                               if len({_cut(x, n) for x in cells[c]}) == distinct))
+    while fit.total > width:
+        spare = [i for i, (w, f) in enumerate(zip(fit.widths, floors)) if w > f]
+        if not spare:
+            break
+        i = max(spare, key=lambda j: (fit.widths[j] - floors[j], fit.widths[j]))
+        fit.widths[i] -= 1
+    return fit
+
+
+def _cut(text: str, width: int) -> str:
+    from rich.cells import set_cell_size
+
+    if _cells(text) <= width:
+        return text
+    return set_cell_size(text, max(width - 1, 0)) + "…" if width > 0 else ""
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    if _cells(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
+def _table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    headers: dict[str, str] | None,
+    title: str | None,
+    width: int | None,
+) -> tuple[str, TableFit]:
+    fit = fit_table(rows, columns, headers, width)
+
+    def pad(text: str, w: int, right: bool) -> str:
+        text = _cut(text, w)
+        fill = " " * (w - _cells(text))
+        return fill + text if right else text + fill
+
+    right = [c not in _TEXT for c in fit.columns]
+    sep = " " * fit.gap
+    out: list[str] = []
+    if title:
+        out.append(title.center(max(fit.total, _cells(title))).rstrip())
+    if fit.hoisted:
+        caption = "every row: " + ", ".join(f"{header_of(c, headers)} {v}"
+                                            for c, v in fit.hoisted.items())
+        out += _wrap(caption, width) if width else [caption]
+    n = max((len(h) for h in fit.header_lines), default=1)
+    for i in range(n):
+        parts = []
+        for h, w, r in zip(fit.header_lines, fit.widths, right):
+            k = i - (n - len(h))  # bottom-aligned: the last line sits on the data
+            parts.append(pad(h[k] if k >= 0 else "", w, r))
+        out.append(sep.join(parts).rstrip())
+    for row in rows:
+        stacks = []  # each cell's lines: one, or a sentence wrapped
+        for c, w in zip(fit.columns, fit.widths):
+            text = _fmt(row.get(c))
+            stacks.append(_wrap(text, w) if c in _PROSE else [text])
+        for i in range(max((len(x) for x in stacks), default=1)):
+            out.append(sep.join(pad(x[i] if i < len(x) else "", w, r)
+                                for x, w, r in zip(stacks, fit.widths, right)).rstrip())
+    return "\n".join(out) + "\n", fit
+
+
 def to_table(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[str],
@@ -86,22 +359,17 @@ def to_table(
     title: str | None = None,
     width: int | None = None,
 ) -> str:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=title, header_style="bold", box=None, pad_edge=False)
-    for c in columns:
-        t.add_column((headers or {}).get(c, c), justify="left" if c in _TEXT else "right")
-    for r in rows:
-        t.add_row(*(_fmt(r.get(c)) for c in columns))
-    buf = io.StringIO()
-    Console(file=buf, width=width or 200, force_terminal=False, color_system=None).print(t)
-    return buf.getvalue()
+    """The rows as a plain-text table fitted to ``width`` cells (default: ``terminal_width``;
+    see the comment above ``TRIVIAL``)."""
+    return _table(rows, columns, headers, title, width if width else terminal_width())[0]
 
 
-_TEXT = {"model", "gpu", "precision", "compute_dtype", "decode_bound", "id", "metric",
-         "scenario", "engine", "skipped", "group", "name", "vendor", "figure", "source", "key",
-         "value_text", "price_provider", "price_type", "price_date", "kind", "meaning", "meets"}
+def dropped_note(fit: TableFit) -> str | None:
+    """The stderr line naming the columns a too-narrow terminal left out of a table."""
+    if not fit.dropped:
+        return None
+    return (f"infercap: the table leaves out {', '.join(fit.dropped)} to fit {fit.width} "
+            "columns; -f csv or -f json carry every column")
 
 
 def output_target(output: Path) -> tuple[Path, str]:
@@ -225,16 +493,32 @@ def render(
     table_columns: Sequence[str] | None = None,
     headers: dict[str, str] | None = None,
     title: str | None = None,
+    width: int | None = None,
+    quiet: bool = False,
 ) -> str:
+    """``rows`` in ``fmt``: CSV and JSON with every one of ``columns``; a table with
+    ``table_columns`` (default: ``columns``) fitted to ``width`` cells (default:
+    ``terminal_width``), and, unless ``quiet``, one line on stderr naming the columns it left
+    out to fit."""
     if fmt is Format.csv:
         return to_csv(rows, columns)
     if fmt is Format.json:
         return to_json(rows, columns)
-    return to_table(rows, table_columns or columns, headers, title)
+    import sys
+
+    text, fit = _table(rows, table_columns or columns, headers, title,
+                       width if width else terminal_width())
+    note = dropped_note(fit)
+    if note and not quiet:
+        sys.stderr.write(note + "\n")
+    return text
 
 
-def explain_text(d: dict[str, Any], width: int = 110) -> str:
-    """The `infercap explain` result as a rich tree (plain text when not on a terminal)."""
+def explain_text(d: dict[str, Any], width: int | None = None) -> str:
+    """The `infercap explain` result as a rich tree (plain text when not on a terminal),
+    wrapped at ``width`` cells (default: the terminal's width, at most 110)."""
+    if not width:
+        width = min(terminal_width() or 110, 110)
     from rich.console import Console
     from rich.tree import Tree
 
@@ -284,7 +568,7 @@ def explain_text(d: dict[str, Any], width: int = 110) -> str:
     buf = io.StringIO()
     Console(file=buf, width=width, force_terminal=False, color_system=None,
             markup=False).print(root)
-    return buf.getvalue()
+    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
 
 
 MARKERS = "*o+x#@%&=~abcdefghijklmnopqrstuvwxyz"
