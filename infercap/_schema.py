@@ -61,6 +61,12 @@ def describe(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
+# No quantity in a catalog, profile, scenario or measurement comes near 1e15 (tokens per day
+# of the largest fleets: ~1e12); a larger one is a typo, and products of two such values
+# would overflow float64 to inf and print as "Infinity" (issue 16: never a non-finite output).
+MAX_MAGNITUDE = 1e15
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -70,6 +76,8 @@ def _check_number(value: Any, spec: Field, integer: bool) -> str | None:
         return f"expected {'an integer' if integer else 'a number'}, got {describe(value)}"
     if not math.isfinite(value):
         return f"expected a finite number, got {value!r}"
+    if abs(value) > MAX_MAGNITUDE:
+        return f"expected a number of magnitude at most {MAX_MAGNITUDE:g}, got {value:g}"
     if spec.positive and value <= 0:
         return f"expected a number > 0, got {value!r}"
     if spec.minimum is not None and value < spec.minimum:

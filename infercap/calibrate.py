@@ -465,6 +465,7 @@ def profile_yaml(report: Report) -> str:
         report.base.description else f"{report.base.description}; figures fitted by infercap "
         "calibrate",
         "engine": engine_family(report.engine) or report.engine or "mixed",
+        **({"vendors": list(report.base.vendors)} if report.base.vendors else {}),
         "figures": figures,
         "gpus": gpus,
         "kv_cache_default": dict(report.base.kv_cache_default),

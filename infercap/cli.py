@@ -152,6 +152,20 @@ def _engine(name: str):  # type: ignore[no-untyped-def]
     return engine_profile_for(name) or load_profile(name)
 
 
+def _engine_gpus(eng, gpus, named: bool, quiet: bool, key: str = "--gpu"):  # type: ignore[no-untyped-def]
+    """The GPUs the engine runs on; the others left out with one stderr line (an error when
+    none is left of the GPUs the user named)."""
+    from infercap.errors import UsageError
+    from infercap.profile import engine_split
+
+    kept, note = engine_split(eng, gpus)
+    if note and not kept:
+        raise UsageError(f"no GPU left: {note}", key=key if named else "--engine")
+    if note and not quiet:
+        _err(f"infercap: {note}")
+    return kept
+
+
 def _engine_label(eng) -> str:  # type: ignore[no-untyped-def]
     """A profile's id and what it is (its release line), for stderr lines."""
     if eng is None:
@@ -213,6 +227,7 @@ PLAN_TABLE = (
     "tpot_ms",
     "tokens_per_s_per_user",
     "output_tokens_per_s_per_gpu",
+    "gpus",
     "usd_per_hour",
     "price_type",
     "usd_per_m_output_tokens",
@@ -224,7 +239,7 @@ PLAN_HEADERS = {
     "price_type": "price",
     "tokens_per_s_per_user": "tok/s/user",
     "output_tokens_per_s_per_gpu": "tok/s/GPU",
-    "usd_per_hour": "$/h",
+    "usd_per_hour": "$/h/inst",
     "usd_per_m_output_tokens": "$/M out",
     "memory_used_gib_per_gpu": "GiB/GPU",
     "decode_bound": "bound",
@@ -349,6 +364,7 @@ def plan(
     if len(lays.tp) == 0:
         why = "; ".join(sorted({w for *_, w in lays.rejected}))
         raise UsageError(f"no layout can run {mdl.id}: {why}", key="--tp/--pp")
+    gpus = _engine_gpus(eng, gpus, bool(_split(gpu)), quiet)
     r = sweep(mdl, gpus, precs, Workload(input_tokens, output_tokens), res, eng, tps=tps,
               pps=pps, dps=dps, gpu_counts=counts or None)
     if verbose and not quiet:
@@ -356,9 +372,17 @@ def plan(
             _err(f"infercap: {note}")
     fitting = len(r)
     if fitting == 0:
-        _err(f"infercap: nothing fits: no GPU, layout and precision holds {mdl.id}'s weights and "
-             f"the KV cache of one {input_tokens + output_tokens}-token sequence (try more "
-             "GPUs per instance with --tp/--pp, a lower precision, or other GPUs)")
+        from infercap.sweep import tabulate
+
+        t = tabulate(gpus, precs, res, eng)
+        if not t.runnable.any():  # no precision runs at all: say why, not "too big"
+            why = "; ".join(dict.fromkeys(str(x) for x in t.reason.ravel()))
+            _err(f"infercap: nothing runs: {why} (try another --precision or other GPUs)")
+        else:
+            _err(f"infercap: nothing fits: no GPU, layout and precision holds {mdl.id}'s "
+                 f"weights and the KV cache of one {input_tokens + output_tokens}-token sequence "
+                 "(try more GPUs per instance with --tp/--pp, a lower precision, or other "
+                 "GPUs)")
         if form is not form.table:
             write_output(render([], COLUMNS, form), output)
         raise typer.Exit(EXIT_NOTHING)
@@ -418,7 +442,8 @@ def plan(
         if form is not form.table:
             write_output(render([], COLUMNS, form), output)
         raise typer.Exit(EXIT_NOTHING)
-    text = render(r.rows(), COLUMNS, form, table_columns=PLAN_TABLE, headers=PLAN_HEADERS)
+    text = render(r.rows(), COLUMNS, form, table_columns=PLAN_TABLE, headers=PLAN_HEADERS,
+                  quiet=quiet)
     write_output(text, output)
 
 
@@ -433,7 +458,34 @@ SIZE_HEADERS = {"batch_cap": "batch cap", "prefill_layout": "prefill pool",
                 "utilisation_peak": "util@peak", "headroom_pct": "headroom %",
                 "ttft_p99_ms": "TTFT p99 ms", "tpot_p99_ms": "TPOT p99 ms",
                 "meets_budget": "in budget"}
-SIM_COLUMNS = ("sim_ttft_p50_ms", "sim_ttft_p99_ms", "sim_tpot_p50_ms", "sim_tpot_p99_ms")
+SIM_COLUMNS = ("sim_ttft_p50_ms", "sim_ttft_p99_ms", "sim_tpot_p50_ms", "sim_tpot_p99_ms",
+               "sim_meets_slos")
+
+
+def _size_table(s) -> list[str]:  # type: ignore[no-untyped-def]
+    """SIZE_TABLE with, for TTFT and TPOT, the percentiles the SLOs name (p99 when none)."""
+    from infercap.scenario import percentile_of
+    from infercap.size import pct_name
+
+    out: list[str] = []
+    for c in SIZE_TABLE:
+        metric = c[:4]
+        if c in ("ttft_p99_ms", "tpot_p99_ms"):
+            slo = getattr(s, f"{metric}_ms")
+            qs = sorted(q for q in map(percentile_of, slo) if q is not None) or [0.99]
+            out += [f"{metric}_{pct_name(q)}_ms" for q in qs]
+        else:
+            out.append(c)
+    return out
+
+
+def _size_headers(columns) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    head = dict(SIZE_HEADERS, sim_ttft_p99_ms="sim TTFT p99", sim_tpot_p99_ms="sim TPOT p99",
+                sim_meets_slos="sim SLOs ok")
+    for c in columns:
+        if c not in head and c[:4] in ("ttft", "tpot") and c.endswith("_ms"):
+            head[c] = f"{c[:4].upper()} {c[5:-3]} ms"
+    return head
 
 
 def _sized(scenario: Path, engine: Optional[str], profile: Optional[str], catalog, quiet: bool,  # type: ignore[no-untyped-def]
@@ -451,9 +503,12 @@ def _sized(scenario: Path, engine: Optional[str], profile: Optional[str], catalo
     return s, cat, res, eng, r
 
 
-def _simulate_rows(r, quiet: bool) -> None:  # type: ignore[no-untyped-def]
-    """Add discrete-event-simulation percentiles to the aggregated rows (seeded)."""
+def _simulate_rows(r, s, quiet: bool) -> None:  # type: ignore[no-untyped-def]
+    """Add discrete-event-simulation percentiles to the aggregated rows (seeded), and whether
+    the simulated percentiles meet the scenario's SLOs (a breach: one stderr line, unless -q)."""
+    from infercap.render import distinct_pair
     from infercap.simulate import simulate
+    from infercap.size import simulated_breaches
 
     for i, row in enumerate(r.rows):
         if i not in r.engines:
@@ -463,11 +518,21 @@ def _simulate_rows(r, quiet: bool) -> None:  # type: ignore[no-untyped-def]
         e, rate = r.engines[i]
         sim = simulate(e, 0, rate, requests=6000, seed=0)
         p = sim.percentiles((0.5, 0.99))
-        row["sim_ttft_p50_ms"], row["sim_ttft_p99_ms"] = (float(x) * 1e3 for x in p["ttft"])
-        row["sim_tpot_p50_ms"], row["sim_tpot_p99_ms"] = (float(x) * 1e3 for x in p["tpot"])
+        ms = [None if x != x else float(x) * 1e3 for x in (*p["ttft"], *p["tpot"])]  # NaN: none
+        (row["sim_ttft_p50_ms"], row["sim_ttft_p99_ms"], row["sim_tpot_p50_ms"],
+         row["sim_tpot_p99_ms"]) = ms
+        breaches = simulated_breaches(e, rate, s, sim=sim)
+        row["sim_meets_slos"] = not breaches
+        if quiet:
+            continue
+        for limit, got, threshold in breaches:
+            shown, lim = distinct_pair(got, threshold)
+            _err(f"infercap: {row['gpu']} {row['mode']} ({row['replicas']} replicas): "
+                 f"{limit.replace(' (simulated)', '')} simulated {shown} > {lim} ms: the "
+                 "analytical model says it meets the SLO; add replicas or check the tail")
         for name in ("ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms"):
-            a, b = float(row[name]), float(row["sim_" + name])
-            if b > 0 and abs(a / b - 1) > 0.15 and not quiet:
+            a, b = float(row[name]), row["sim_" + name]
+            if b is not None and b > 0 and abs(a / b - 1) > 0.15:
                 _err(f"infercap: {row['gpu']}: analytical {name} {a:.1f} vs simulated {b:.1f} "
                      f"({(a / b - 1) * 100:+.0f}%)")
 
@@ -497,7 +562,7 @@ def size(
     Example: infercap size examples/chat-70b.yaml -f csv
     """
     from infercap.render import render, write_output
-    from infercap.size import COLUMNS
+    from infercap.size import columns as size_columns
 
     form = _format(fmt)
     _check_output(output)
@@ -521,9 +586,9 @@ def size(
             text = render(pts, list(pts[0]) if pts else ["gpu"], form)
         write_output(text, output)
         return
-    columns = list(COLUMNS)
+    columns = list(size_columns(s))
     if simulate:
-        _simulate_rows(r, quiet)
+        _simulate_rows(r, s, quiet)
         columns += list(SIM_COLUMNS)
     if not quiet:
         _err(f"infercap: {s.name}: peak {s.peak_rps:g} requests/s, average {s.average_rps:g}; "
@@ -534,12 +599,21 @@ def size(
     if not r.rows:
         _err("infercap: no deployment meets the SLOs within the limits (see `infercap check` "
              "for which limit cannot be met)")
+        if not quiet:
+            from infercap.render import distinct_pair
+            from infercap.size import diagnose
+
+            for limit, got, threshold, where in diagnose(s, cat, res, eng):
+                shown, lim = distinct_pair(got, threshold)
+                _err(f"infercap: {limit}: the closest reachable is {shown} > {lim}, by {where} "
+                     "at a trickle of load")
         if form is not form.table:
             write_output(render([], columns, form), output)
         raise typer.Exit(EXIT_NOTHING)
-    table_cols = list(SIZE_TABLE) + ([c for c in SIM_COLUMNS if "p99" in c] if simulate else [])
-    write_output(render(r.rows, columns, form, table_columns=table_cols, headers=SIZE_HEADERS),
-                 output)
+    table_cols = _size_table(s) + ([c for c in SIM_COLUMNS if "p50" not in c] if simulate
+                                   else [])
+    write_output(render(r.rows, columns, form, table_columns=table_cols,
+                        headers=_size_headers(table_cols), quiet=quiet), output)
 
 
 def _explain_disaggregation(rows) -> None:  # type: ignore[no-untyped-def]
@@ -598,7 +672,8 @@ def check(
     breaches: list = []
     if best is None:
         found = diagnose(s, cat, res, eng)
-        breaches = [{"limit": k, "value": v, "threshold": t} for k, v, t in found]
+        breaches = [{"limit": k, "value": v, "threshold": t, "closest": w}
+                    for k, v, t, w in found]
         if not breaches:
             limit = f"limits.max_gpus={s.max_gpus}" if s.max_gpus else "the candidate GPUs"
             breaches = [{"limit": "slo", "value": None, "threshold": None,
@@ -609,7 +684,7 @@ def check(
     # heavy-tailed lengths: the analytical p99s run low (docs/queueing.md), so a gate must not
     # pass on them alone: the chosen aggregated deployment is simulated at peak as well
     simulated = False
-    if best is not None and s.lengths().tail_ratio >= HEAVY_TAIL_RATIO:
+    if best is not None and s.tail_ratio() >= HEAVY_TAIL_RATIO:
         i = next(k for k, row in enumerate(r.rows) if row is best)
         simulated = i in r.simulated  # size checked its replicas by simulation
         if i in r.engines:  # aggregated: simulate the plan once more, as the gate sees it
@@ -625,7 +700,9 @@ def check(
             _err(f"infercap: check failed: {b['detail']}")
         else:
             shown, limit = distinct_pair(float(b["value"]), float(b["threshold"]))
-            _err(f"infercap: check failed: {b['limit']}: {shown} > {limit}")
+            closest = (f" (the closest: {b['closest']}, at a trickle of load)"
+                       if b.get("closest") else "")
+            _err(f"infercap: check failed: {b['limit']}: {shown} > {limit}{closest}")
     if simulated and any("(simulated)" in b["limit"] for b in breaches):
         _err(f"infercap: {best['gpu']} {best['mode']} with {best['replicas']} replicas meets the "
              "SLOs in the analytical model, but heavy-tailed lengths queue longer than it "
@@ -859,6 +936,9 @@ def _import_config(path: Path, model_id: Optional[str]) -> str:
                          file=str(path)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"expected JSON ({exc})", key="CONFIG.json", file=str(path)) from None
+    except RecursionError:
+        raise UsageError("expected JSON (nested too deeply)", key="CONFIG.json",
+                         file=str(path)) from None
     try:
         entry, warnings = convert(cfg, model_id)
     except UsageError as exc:
@@ -875,23 +955,23 @@ def _import_config(path: Path, model_id: Optional[str]) -> str:
 def figures(
     gpu_id: Annotated[Optional[str], typer.Argument(help="Resolve the figures for this GPU.")]
     = None,
-    engine: Annotated[Optional[str], typer.Option("--engine", help="Engine profile.")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="Engine profile (as `plan`: "
+                                        "trtllm unless given).")] = "trtllm",
     profile: Annotated[Optional[str], typer.Option("--profile", help="Extra profile.")] = None,
     catalog: CatalogOpt = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """List the named efficiency figures: meaning, and the value in force (for a GPU).
+    """List the named efficiency figures: meaning, and the value in force (for a GPU) under
+    the same engine profile `plan` uses by default.
 
-    Example: infercap figures h100-sxm --engine trtllm
+    Example: infercap figures h100-sxm --engine vllm
     """
     from infercap.catalog import load_catalog
     from infercap.profile import FIGURES
     from infercap.render import render, write_output
 
     res = _resolver(profile)
-    eng = None
-    if engine:
-        eng = _engine(engine)
+    eng = _engine(engine)
     rows = []
     if gpu_id:
         g = load_catalog(catalog or []).gpu(gpu_id)
@@ -1232,6 +1312,13 @@ def _click_exceptions() -> tuple[type, ...]:
         return ex.ClickException, ex.Exit, ex.Abort
 
 
+def _interrupted() -> None:
+    """Ctrl-C: one line and the shell's code for SIGINT (128 + 2). Output files are written
+    atomically at the end (render.write_output), so none is left half-written."""
+    _err("infercap: interrupted")
+    sys.exit(130)
+
+
 def main() -> None:
     """Entry point: run the app; turn every user error into one line on stderr and exit code 2
     (1 for "nothing meets the constraints"), never a traceback."""
@@ -1240,12 +1327,16 @@ def main() -> None:
     click_error, click_exit, click_abort = _click_exceptions()
     try:
         rc = app(standalone_mode=False)
+        if rc == 130:  # typer's Exit(130) for Ctrl-C, returned (not raised) by click
+            _interrupted()
         if isinstance(rc, int) and not isinstance(rc, bool):
             sys.exit(rc)
     except InfercapError as exc:
         _err(f"infercap: error: {exc}")
         sys.exit(exc.exit_code)
     except (typer.Exit, click_exit) as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
+            _interrupted()
         sys.exit(exc.exit_code)
     except click_error as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `infercap`: show the help
@@ -1253,12 +1344,13 @@ def main() -> None:
             sys.exit(0)
         _err(f"infercap: error: {exc.format_message()} (see --help)")
         sys.exit(EXIT_ERROR)
-    except (typer.Abort, click_abort):
+    except (typer.Abort, click_abort) as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted()
         _err("infercap: aborted")
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
-        _err("infercap: interrupted")
-        sys.exit(130)
+        _interrupted()
     except BrokenPipeError:
         sys.exit(0)
 

@@ -29,14 +29,24 @@ class InfercapError(Exception):
     def format(self) -> str:
         parts = []
         if self.file:
-            parts.append(str(self.file))
+            parts.append(_cap(str(self.file), MAX_NAME_CHARS))
         if self.entry:
-            parts.append(f"entry '{self.entry}'")
+            parts.append(f"entry '{_cap(str(self.entry), MAX_NAME_CHARS)}'")
         if self.key:
-            parts.append(f"key '{self.key}'")
-        parts.append(self.detail)
+            parts.append(f"key '{_cap(str(self.key), MAX_NAME_CHARS)}'")
+        parts.append(_cap(str(self.detail), MAX_DETAIL_CHARS))
         # one line whatever the input held: a key or value with a line break is escaped
         return ": ".join(parts).replace("\r", "\\r").replace("\n", "\\n")
+
+
+# An error line stays readable whatever the input held (a 131 kB field, a value of a million
+# list items): file, entry and key are cut at MAX_NAME_CHARS, the message at MAX_DETAIL_CHARS.
+MAX_NAME_CHARS = 200
+MAX_DETAIL_CHARS = 600
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class CatalogError(InfercapError):

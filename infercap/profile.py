@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from infercap._schema import Field, Schema, validate
 from infercap.errors import ProfileError, UsageError
@@ -159,6 +159,7 @@ PROFILE_SCHEMA = Schema(
         "id": Field("str", required=True),
         "description": Field("str", required=True),
         "engine": Field("str"),
+        "vendors": Field("list_str"),
         "figures": Field("map", schema=FIGURES_SCHEMA),
         "gpus": Field("any"),
         "kv_cache_default": Field("strmap"),
@@ -180,6 +181,12 @@ class Profile:
     path: str = ""
     # KV-cache format the engine uses when a run does not say, by weight format
     kv_cache_default: Mapping[str, str] = field(default_factory=dict)
+    # the GPU vendors (catalog `vendor`) the engine runs on; empty: any
+    vendors: tuple[str, ...] = ()
+
+    def runs_on(self, gpu: Any) -> bool:
+        """Whether this engine runs on ``gpu`` (a catalog GPU: its ``vendor``)."""
+        return not self.vendors or gpu.vendor.lower() in {v.lower() for v in self.vendors}
 
 
 def profiles_dir() -> Path:
@@ -206,7 +213,34 @@ def parse_profile(data: Any, file: str) -> Profile:
         sources=dict(data.get("sources") or {}),
         path=file,
         kv_cache_default=dict(data.get("kv_cache_default") or {}),
+        vendors=tuple(data.get("vendors") or ()),
     )
+
+
+ENGINE_FAMILIES = ("trtllm", "vllm", "sglang")  # the serving engines with a shipped profile
+
+
+def engine_split(engine: Profile | None, gpus: Sequence[Any]) -> tuple[list[Any], str | None]:
+    """(the GPUs ``engine`` runs on, a sentence naming the others and the shipped engines that
+    do run there, or None when none is left out). An engine profile names its vendors; a GPU
+    of another vendor is never planned under it (a TensorRT-LLM deployment on an MI300X does
+    not exist)."""
+    if engine is None:
+        return list(gpus), None
+    kept = [g for g in gpus if engine.runs_on(g)]
+    out = [g for g in gpus if not engine.runs_on(g)]
+    if not out:
+        return kept, None
+    vendors = sorted({g.vendor for g in out})
+    others = []
+    for fam in ENGINE_FAMILIES:
+        prof = engine_profile_for(fam)
+        if prof is not None and prof.id != engine.id and all(prof.runs_on(g) for g in out):
+            others.append(fam)
+    name = engine.description.split(";")[0].split(" (")[0]
+    hint = f"; --engine {' or '.join(others)} runs on them" if others else ""
+    return kept, (f"left out {', '.join(g.id for g in out)} ({', '.join(vendors)}): {name} "
+                  f"runs on {', '.join(engine.vendors)} GPUs only{hint}")
 
 
 def load_profile_file(path: str | Path) -> Profile:

@@ -17,38 +17,74 @@ from infercap.errors import InfercapError, excerpt
 
 HOURS_PER_MONTH = 730.0  # 8,760 h / 12
 SECONDS_PER_DAY = 86_400.0
-PERCENTILES = ("p50", "p90", "p99")
+PERCENTILES = ("p50", "p90", "p99")  # of request lengths (a lognormal is fitted to them)
+# less traffic than one request a day is not a serving workload (and divides by ~0 in $/token)
+MIN_REQUESTS_PER_S = 1.0 / SECONDS_PER_DAY
+# ten million requests/s is beyond any fleet; more is a typo (and overflows $/hour to inf)
+MAX_REQUESTS_PER_S = 1e7
 
 
 class ScenarioError(InfercapError):
     """A scenario file is malformed."""
 
 
+def percentile_of(key: str) -> float | None:
+    """The quantile (0, 1) a percentile key names: 'p95' -> 0.95, 'p99.9' -> 0.999; None
+    for anything else."""
+    import re
+
+    m = re.fullmatch(r"p(\d{1,2}(?:\.\d{1,3})?)", key) if isinstance(key, str) else None
+    if m is None:
+        return None
+    q = float(m.group(1)) / 100.0
+    return q if 0.0 < q < 1.0 else None
+
+
+def _slo_check(value: Any) -> str | None:
+    # any percentile the queueing model computes (its CDFs are continuous): p50, p95, p99.9
+    for k in value:
+        if percentile_of(k) is None:
+            return (f"unknown key {excerpt(str(k))} (expected percentiles such as p50, p90, p95, "
+                    "p99, p99.9)")
+    return None
+
+
 def _percentile_map(name: str) -> Field:
-    return Field("numbermap", keys=PERCENTILES)
+    return Field("numbermap", check=_slo_check)
 
 
 def _length_check(value: Any) -> str | None:
+    import math
+
     if isinstance(value, bool):
         return "expected a number or a mapping with mean (and p50/p90/p99)"
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            return f"expected a finite number >= 1, got {value!r}"
         return None if value >= 1 else f"expected a number >= 1, got {value!r}"
     if not isinstance(value, dict):
-        return f"expected a number or a mapping with mean (and p50/p90/p99), got {value!r}"
-    extra = set(value) - {"mean", *PERCENTILES}
+        return ("expected a number or a mapping with mean (and p50/p90/p99), got "
+                f"{excerpt(repr(value))}")
+    extra = [k for k in value if k not in ("mean", *PERCENTILES)]
     if extra:
-        return f"unknown key {sorted(extra)[0]!r} (allowed: mean, p50, p90, p99)"
+        return f"unknown key {excerpt(str(extra[0]))} (allowed: mean, p50, p90, p99)"
     if "mean" not in value:
         return "expected a mapping with mean (and optionally p50, p90, p99)"
     for k, v in value.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 1:
-            return f"{k}: expected a number >= 1, got {v!r}"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or not v >= 1:
+            got = repr(v) if isinstance(v, (int, float)) else excerpt(repr(v))
+            return f"{k}: expected a finite number >= 1, got {got}"
+    pct = [(k, value[k]) for k in PERCENTILES if k in value]
+    for (k1, v1), (k2, v2) in zip(pct, pct[1:]):
+        if v2 < v1:  # a distribution's percentiles never decrease
+            return f"{k2}: expected at least {k1} ({v1:g}), got {v2:g}"
     return None
 
 
 TRAFFIC = Schema({
-    "average_requests_per_s": Field("number", positive=True),
-    "peak_requests_per_s": Field("number", positive=True),
+    "average_requests_per_s": Field("number", positive=True, maximum=MAX_REQUESTS_PER_S),
+    "peak_requests_per_s": Field("number", positive=True, maximum=MAX_REQUESTS_PER_S),
     "tokens_per_day": Field("number", positive=True),
     "peak_to_average": Field("number", minimum=1.0),
     "input_tokens": Field("any", check=_length_check),
@@ -149,6 +185,16 @@ class Scenario:
         return Lengths(i, o)
 
 
+    def tail_ratio(self) -> float:
+        """p99 over mean of the longer-tailed of input and output lengths: the declared p99
+        where the scenario gives one (the 64 fitted samples' p99 falls a little short of it,
+        so a declared p99 of exactly 3x the mean would read as 2.9x), else the samples'."""
+        declared = [float(spec["p99"]) / float(spec["mean"])
+                    for spec in (self.input_tokens, self.output_tokens)
+                    if isinstance(spec, dict) and "p99" in spec]
+        return max([self.lengths().tail_ratio, *declared])
+
+
 def _mean_of(spec: Any) -> float:
     return float(spec["mean"]) if isinstance(spec, dict) else float(spec)
 
@@ -180,6 +226,12 @@ def parse_scenario(data: Any, file: str, allow_paths: Sequence[str | Path] = ())
             fail("traffic.tokens_per_day", "expected either tokens_per_day or "
                  "average_requests_per_s, not both")
         avg = tr["tokens_per_day"] / SECONDS_PER_DAY / (isl + osl)
+        if avg > MAX_REQUESTS_PER_S:
+            fail("traffic.tokens_per_day", f"expected at most {MAX_REQUESTS_PER_S:g} requests/s, "
+                 f"got {avg:g} ({tr['tokens_per_day']:g} tokens/day)")
+        if avg < MIN_REQUESTS_PER_S:
+            fail("traffic.tokens_per_day", f"expected at least one request a day "
+                 f"({isl + osl:,.0f} tokens), got {tr['tokens_per_day']:g}")
     elif "average_requests_per_s" in tr:
         avg = float(tr["average_requests_per_s"])
     elif "peak_requests_per_s" in tr:
@@ -193,8 +245,15 @@ def parse_scenario(data: Any, file: str, allow_paths: Sequence[str | Path] = ())
                  "peak_to_average, not both")
     else:
         peak = avg * float(tr.get("peak_to_average", 1.0))  # type: ignore[operator]
+        if peak > MAX_REQUESTS_PER_S:
+            fail("traffic.peak_to_average", f"expected a peak of at most {MAX_REQUESTS_PER_S:g} "
+                 f"requests/s, got {peak:g}")
     if avg is None:
         avg = peak
+    for key, rate in (("average_requests_per_s", avg), ("peak_requests_per_s", peak)):
+        if key in tr and rate < MIN_REQUESTS_PER_S:
+            fail(f"traffic.{key}", f"expected at least one request a day "
+                 f"({MIN_REQUESTS_PER_S:.3g} requests/s), got {rate:g}")
     if avg > peak:
         fail("traffic.average_requests_per_s", f"expected at most the peak ({peak:g} "
              f"requests/s), got {avg:g}")
@@ -206,9 +265,11 @@ def parse_scenario(data: Any, file: str, allow_paths: Sequence[str | Path] = ())
             and "usd_per_gpu_hour" not in pricing:
         fail("pricing.discount", f"a {pricing['type']} price needs a discount off the catalog's "
              "price or usd_per_gpu_hour per GPU")
-    models = d.get("models") or [d["model"]]
+    models = d["models"] if "models" in d else [d["model"]]
     if not models:
         fail("models", "expected at least one model id")
+    if "gpus" in d and not d["gpus"]:
+        fail("gpus", "expected at least one GPU id (leave gpus out for every catalog GPU)")
     name = d.get("name") or Path(file).stem
     return Scenario(
         path=file, name=name, models=list(models), gpus=list(d.get("gpus") or []),

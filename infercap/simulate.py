@@ -44,8 +44,9 @@ class Simulated:
     iterations: int
 
     def percentiles(self, quantiles: tuple[float, ...] = QUANTILES) -> dict[str, np.ndarray]:
-        return {"ttft": np.quantile(self.ttft, quantiles),
-                "tpot": np.quantile(self.tpot, quantiles)}
+        # NaN where nothing was measured (one output token: no time per output token)
+        return {k: (np.quantile(v, quantiles) if len(v) else np.full(len(quantiles), np.nan))
+                for k, v in (("ttft", self.ttft), ("tpot", self.tpot))}
 
 
 def simulate(e: Engine, p: int, rate: float, requests: int = 20_000, seed: int = 0,

@@ -205,8 +205,9 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
     peak, avg = s.peak_rps, s.average_rps
     isl, osl = lengths.mean_input, lengths.mean_output
     modes = ("aggregated", "disaggregated") if s.serving == "both" else (s.serving,)
-    heavy = lengths.tail_ratio >= HEAVY_TAIL_RATIO  # check the chosen replicas by simulation
-    price_type = s.price_type if (s.discount or s.price_overrides) else None
+    heavy = s.tail_ratio() >= HEAVY_TAIL_RATIO  # check the chosen replicas by simulation
+    price_type = None  # each row's GPU: price_type_of
+    qs = slo_quantiles(s)
 
     def finish(row: dict, cost_h: float, input_share: float) -> dict:
         tok_h = avg * 3600.0
@@ -239,7 +240,7 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
                                      f"{int(np.ceil(peak / rate[i] - 1e-9))})")
                 e1 = pool.engine.take(np.array([i, i]))
                 q = analyse(e1, np.array([peak / reps, avg / reps]))
-                tq, pq = q.ttft_quantiles(QS)[0] * 1e3, q.tpot_quantiles(QS)[0] * 1e3
+                tq, pq = q.ttft_quantiles(qs)[0] * 1e3, q.tpot_quantiles(qs)[0] * 1e3
                 m1 = float(pool.engine.prefill_s[i].mean())
                 dec = float(q.tpot_mean[1]) * osl / max(float(q.mean_batch[1]), 1.0)
                 per_inst = int(pool.lay.gpus[i])
@@ -252,7 +253,7 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
                            utilisation_peak=float(q.utilisation[0]),
                            headroom_pct=(reps * rate[i] / peak - 1) * 100,
                            mean_batch_peak=float(q.mean_batch[0]), kv_transfer_ms=0.0,
-                           **_pcts(tq, pq))
+                           **_pcts(tq, pq, qs))
                 out.rows.append(finish(row, reps * per_inst * float(pool.price[i]),
                                        m1 / (m1 + dec)))
                 out.engines[len(out.rows) - 1] = (pool.engine.take(np.array([i])), peak / reps)
@@ -304,8 +305,8 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
                 pq = analyse(sub.engine.take(np.array([k, k])),
                              np.array([peak / p_reps, avg / p_reps]))
                 t_tr = float(transfer[k])
-                tq = pq.ttft_quantiles(QS)[0] * 1e3 + (t_tr + first) * 1e3
-                tp_q = dq.tpot_quantiles(QS)[0] * 1e3
+                tq = pq.ttft_quantiles(qs)[0] * 1e3 + (t_tr + first) * 1e3
+                tp_q = dq.tpot_quantiles(qs)[0] * 1e3
                 p_gpus = p_reps * int(sub.lay.gpus[k])
                 d_gpus = d_reps * int(dec_pool.lay.gpus[j])
                 if s.max_gpus and p_gpus + d_gpus > s.max_gpus:
@@ -322,7 +323,7 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
                            utilisation_average=float(max(pq.utilisation[1], dq.utilisation[1])),
                            utilisation_peak=float(max(pq.utilisation[0], dq.utilisation[0])),
                            headroom_pct=headroom * 100, mean_batch_peak=float(dq.mean_batch[0]),
-                           kv_transfer_ms=t_tr * 1e3, **_pcts(tq, tp_q))
+                           kv_transfer_ms=t_tr * 1e3, **_pcts(tq, tp_q, qs))
                 cost = p_gpus * float(sub.price[k]) + d_gpus * float(dec_pool.price[j])
                 out.rows.append(finish(row, cost, p_gpus * float(sub.price[k]) / cost))
                 if heavy:
@@ -334,9 +335,31 @@ def size_model(model: Model, gpus: Sequence[GPU], s: Scenario, resolver: Resolve
     return out
 
 
-def _pcts(tq: np.ndarray, pq: np.ndarray) -> dict[str, float]:
-    return {"ttft_p50_ms": float(tq[0]), "ttft_p90_ms": float(tq[1]), "ttft_p99_ms": float(tq[2]),
-            "tpot_p50_ms": float(pq[0]), "tpot_p90_ms": float(pq[1]), "tpot_p99_ms": float(pq[2])}
+def slo_quantiles(s: Scenario) -> tuple[float, ...]:
+    """The quantiles a sizing reports: p50/p90/p99 and every percentile an SLO names."""
+    from infercap.scenario import percentile_of
+
+    extra = {percentile_of(k) for k in (*s.ttft_ms, *s.tpot_ms)}
+    return tuple(sorted(set(QS) | {q for q in extra if q is not None}))
+
+
+def pct_name(q: float) -> str:
+    """0.5 -> 'p50', 0.95 -> 'p95', 0.999 -> 'p99.9'."""
+    return "p" + f"{q * 100:.3f}".rstrip("0").rstrip(".")
+
+
+def columns(s: Scenario) -> tuple[str, ...]:
+    """COLUMNS with a TTFT and TPOT column for every reported quantile (p95 SLO: p95 too)."""
+    qs = slo_quantiles(s)
+    i = COLUMNS.index("ttft_p50_ms")
+    pcts = tuple(f"{m}_{pct_name(q)}_ms" for m in ("ttft", "tpot") for q in qs)
+    return COLUMNS[:i] + pcts + COLUMNS[i + 6:]
+
+
+def _pcts(tq: np.ndarray, pq: np.ndarray, qs: tuple[float, ...]) -> dict[str, float]:
+    out = {f"ttft_{pct_name(q)}_ms": float(v) for q, v in zip(qs, tq)}
+    out.update({f"tpot_{pct_name(q)}_ms": float(v) for q, v in zip(qs, pq)})
+    return out
 
 
 def _base_row(model: Model, gpu: GPU, pool: Pool, i: int, mode: str, price_type: str | None,
@@ -345,7 +368,16 @@ def _base_row(model: Model, gpu: GPU, pool: Pool, i: int, mode: str, price_type:
             "precision": str(pool.precision[i]),
             "tp": int(pool.lay.tp[i]), "pp": int(pool.lay.pp[i]), "dp": int(pool.lay.dp[i]),
             "ep": int(pool.lay.ep[i]),
-            "price_type": price_type or gpu.price.type}
+            "price_type": price_type or price_type_of(s, gpu)}
+
+
+def price_type_of(s: Scenario, gpu: GPU) -> str:
+    """The price type of ``gpu``'s price in this scenario: the scenario's type where its
+    discount or its own price for this GPU applies (_prices), else the catalog's (a partial
+    usd_per_gpu_hour override leaves the other GPUs at their catalog price and type)."""
+    if s.discount or gpu.id in s.price_overrides:
+        return s.price_type
+    return gpu.price.type
 
 
 def _cheapest(pool: Pool, rate: np.ndarray, peak: float, s: Scenario) -> dict[int, int]:
@@ -402,22 +434,26 @@ def _simulated_replicas(e, reps: int, peak: float, s: Scenario,  # type: ignore[
 
 def simulated_breaches(e, rate: float, s: Scenario,  # type: ignore[no-untyped-def]
                        requests: int = 6000, ttft: bool = True, tpot: bool = True,
-                       ttft_extra_s: float = 0.0) -> list[tuple[str, float, float]]:
+                       ttft_extra_s: float = 0.0, sim=None) -> list[tuple[str, float, float]]:
     """(limit, simulated value, threshold) for every TTFT/TPOT percentile SLO that a seeded
     discrete-event simulation of configuration 0 of engine ``e`` at ``rate`` breaks (ms).
     ``ttft``/``tpot`` choose the SLOs checked (a disaggregated pool serves one of them);
-    ``ttft_extra_s`` is added to every simulated TTFT (KV transfer, first decode step)."""
+    ``ttft_extra_s`` is added to every simulated TTFT (KV transfer, first decode step);
+    ``sim``: a simulation of it already run (simulate.simulate's result), else one is run."""
     from infercap.simulate import simulate
 
-    sim = simulate(e, 0, rate, requests=requests, seed=0)
-    q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+    from infercap.scenario import percentile_of
+
+    if sim is None:
+        sim = simulate(e, 0, rate, requests=requests, seed=0)
     out = []
     checks = ([("ttft_ms", sim.ttft + ttft_extra_s)] if ttft else []) + \
         ([("tpot_ms", sim.tpot)] if tpot else [])
     for metric, values in checks:
         for stat, limit in getattr(s, metric).items():
-            if stat in q and len(values):
-                got = float(np.quantile(values, q[stat])) * 1e3
+            q = percentile_of(stat)
+            if q is not None and len(values):
+                got = float(np.quantile(values, q)) * 1e3
                 if got > float(limit):
                     out.append((f"slo.{metric}.{stat} (simulated)", got, float(limit)))
     return out
@@ -434,14 +470,23 @@ def size(s: Scenario, catalog: Catalog, resolver: Resolver, engine: Profile | No
         if g not in catalog.gpus:
             raise UsageError(f"unknown GPU id {g!r} (see `infercap gpus`)", file=s.path,
                              key=f"pricing.usd_per_gpu_hour.{g}")
-    gpus = [catalog.gpus[g] for g in gpu_ids]
-    out = Sized([])
+    from infercap.profile import engine_split
+
+    gpus, note = engine_split(engine, [catalog.gpus[g] for g in gpu_ids])
+    if not gpus:
+        raise UsageError(f"no GPU left: {note}", file=s.path, key="gpus" if s.gpus else "engine")
+    out = Sized([], notes=[note] if note else [])
     for m in s.models:
         if m not in catalog.models:
             raise UsageError(f"unknown model id {m!r} (see `infercap models`)", file=s.path,
                              key="models" if len(s.models) > 1 else "model")
         model = catalog.models[m]
         part = size_model(model, gpus, s, resolver, engine)
+        got = {r["gpu"] for r in part.rows}
+        missing = [g.id for g in gpus if g.id not in got]
+        if missing and part.rows:  # none at all: the caller says so (and diagnoses it)
+            part.notes.append(f"{', '.join(missing)}: no {m} deployment meets the SLOs within "
+                              "the limits")
         base = len(out.rows)
         out.rows += part.rows
         out.notes += part.notes
@@ -456,11 +501,14 @@ def size(s: Scenario, catalog: Catalog, resolver: Resolver, engine: Profile | No
 
 
 def diagnose(s: Scenario, catalog: Catalog, resolver: Resolver,
-             engine: Profile | None) -> list[tuple[str, float, float]]:
+             engine: Profile | None) -> list[tuple[str, float, float, str]]:
     """When nothing meets the SLOs: (limit, best value any configuration reaches at a trickle
-    of load, threshold) for each SLO that no configuration can meet even alone."""
-    gpus = [catalog.gpus[g] for g in (s.gpus or sorted(catalog.gpus))]
-    out: dict[str, tuple[float, float]] = {}
+    of load, threshold, the model, GPU and layout that reach it) for each SLO that no
+    configuration can meet even alone."""
+    from infercap.profile import engine_split
+
+    gpus = engine_split(engine, [catalog.gpus[g] for g in (s.gpus or sorted(catalog.gpus))])[0]
+    out: dict[str, tuple[float, float, str]] = {}
     for m in s.models:
         lengths = s.lengths()
         for mode in ("aggregated", "decode"):
@@ -477,17 +525,23 @@ def diagnose(s: Scenario, catalog: Catalog, resolver: Resolver,
                 checks.append(("slo.min_tokens_per_s_per_user", -1.0 / q.tpot_mean,
                                -s.min_tokens_per_s_per_user))
             for key, vals, limit in checks:
-                best = float(np.min(vals))
+                k = int(np.argmin(vals))
+                best = float(vals[k])
                 if key not in out or best < out[key][0]:
-                    out[key] = (best, float(limit))
-    return [(k, abs(v), abs(t)) for k, (v, t) in out.items() if v > t]
+                    where = (f"{m} on {gpus[int(pool.gi[k])].id} {_layout_text(pool.lay, k)} "
+                             f"{pool.precision[k]}" + (" (decode pool)" if mode == "decode"
+                                                       else ""))
+                    out[key] = (best, float(limit), where)
+    return [(k, abs(v), abs(t), w) for k, (v, t, w) in out.items() if v > t]
 
 
 def pareto_points(s: Scenario, catalog: Catalog, resolver: Resolver,
                   engine: Profile | None) -> list[dict[str, object]]:
     """Per GPU: the frontier of output tokens/s per GPU against tokens/s per user, over every
     aggregated configuration at loads from 5% to 95% of its capacity (mean TPOT)."""
-    gpus = [catalog.gpus[g] for g in (s.gpus or sorted(catalog.gpus))]
+    from infercap.profile import engine_split
+
+    gpus = engine_split(engine, [catalog.gpus[g] for g in (s.gpus or sorted(catalog.gpus))])[0]
     loads = np.linspace(0.05, 0.95, 19)
     out: list[dict[str, object]] = []
     for m in s.models:

@@ -97,6 +97,8 @@ def layouts_for(
     for tp in tps:
         for dp in (sorted(set(dps)) if a.num_experts else [1]):
             if tp * dp > max_stage_gpus:
+                rejected.append((tp, 1, dp, 0, f"tp x dp = {tp * dp} GPUs per pipeline stage "
+                                 f"(at most {max_stage_gpus})"))
                 continue
             if eps is not None:
                 ep_choices = sorted({e for e in eps if e >= 1})

@@ -11,10 +11,78 @@ from typing import Any
 from infercap.errors import InfercapError
 
 
-def _loader() -> Any:
-    import yaml
+MAX_FILE_BYTES = 64 << 20  # a larger YAML file is refused (no catalog entry comes close)
+MAX_VALUES = 1_000_000  # values after YAML aliases are expanded ("billion laughs" bound)
+MAX_INT_DIGITS = 30  # no count, size or price needs more; Python refuses 4,300+ anyway
 
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LOADER: Any = None
+
+
+def _loader() -> Any:
+    """A safe loader (the C one where built) that also reads what users write and refuses what
+    would be read with the wrong meaning:
+    - ``2.0e9`` and ``1e9`` are floats (YAML 1.2; the 1.1 resolver wants a dot and a sign);
+    - a key given twice in one mapping is an error (PyYAML keeps the last silently);
+    - an impossible date (``2026-02-30``) or an integer of more than MAX_INT_DIGITS digits is an
+      error at its line, not a ValueError traceback."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import re
+
+    import yaml
+    from yaml.constructor import ConstructorError
+    from yaml.nodes import MappingNode, ScalarNode
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, MappingNode):
+                seen: dict[tuple[str, str], Any] = {}
+                for key_node, _ in node.value:
+                    if isinstance(key_node, ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                        k = (key_node.tag, key_node.value)
+                        if k in seen:
+                            from infercap.errors import excerpt
+
+                            raise ConstructorError(
+                                None, None,
+                                f"duplicate key {excerpt(key_node.value)} (first on line "
+                                f"{seen[k].line + 1}): give each key once",
+                                key_node.start_mark)
+                        seen[k] = key_node.start_mark
+            return super().construct_mapping(node, deep=deep)
+
+        def construct_yaml_int(self, node: Any) -> Any:
+            digits = sum(c.isdigit() for c in str(node.value))
+            if digits > MAX_INT_DIGITS:
+                raise ConstructorError(
+                    None, None, f"an integer of {digits} digits (at most {MAX_INT_DIGITS})",
+                    node.start_mark)
+            return super().construct_yaml_int(node)
+
+        def construct_yaml_timestamp(self, node: Any) -> Any:
+            try:
+                return super().construct_yaml_timestamp(node)
+            except (ValueError, OverflowError) as exc:
+                from infercap.errors import excerpt
+
+                raise ConstructorError(
+                    None, None, f"invalid date {excerpt(str(node.value))} ({exc})",
+                    node.start_mark) from None
+
+    Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_yaml_timestamp)
+    Loader.add_constructor("tag:yaml.org,2002:map", Loader.construct_yaml_map)
+    # YAML 1.2 floats without a dot or without a sign in the exponent: 1e9, 2.0e9, 5E-3
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"
+                   r"|^[-+]?\.[0-9_]+[eE][-+]?[0-9]+$"),
+        list("-+0123456789."))
+    _LOADER = Loader
+    return Loader
 
 
 def load_yaml(path: Path, error: type[InfercapError]) -> Any:
@@ -22,12 +90,52 @@ def load_yaml(path: Path, error: type[InfercapError]) -> Any:
     return parse_yaml(read_bytes(path, error), path, error)
 
 
-def read_bytes(path: Path, error: type[InfercapError]) -> bytes:
+def read_bytes(path: Path, error: type[InfercapError], limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a file, at most ``limit`` of them (a link to /dev/zero or a huge file is
+    an error, not unbounded memory); a directory, FIFO or device is refused before reading."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISCHR(st.st_mode):
+                kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+                raise error(f"cannot read file ({kind})", file=str(path))
+            raw = fh.read(limit + 1)
     except OSError as exc:
         raise error(f"cannot read file ({exc.strerror or exc})", file=str(path)) from None
+    if len(raw) > limit:
+        raise error(f"file larger than {limit >> 20} MiB: not a catalog, scenario or "
+                    "measurement file", file=str(path))
+    return raw
+
+
+def _count_values(data: Any, limit: int) -> int:
+    """How many values ``data`` holds with every alias expanded (shared objects counted each
+    time they are reached), stopping past ``limit``; memoised per object, so linear in the
+    size of the document as written."""
+    memo: dict[int, int] = {}
+
+    def count(o: Any) -> int:
+        t = type(o)
+        if t is not dict and t is not list:
+            return 1
+        key = id(o)
+        got = memo.get(key)
+        if got is not None:
+            return got
+        memo[key] = limit + 1  # a self-referencing alias counts as too many
+        n = 1
+        for v in (o.values() if t is dict else o):
+            n += count(v)
+            if n > limit:
+                break
+        if t is dict:
+            n += len(o)
+        memo[key] = n
+        return n
+
+    return count(data)
 
 
 def parse_yaml(raw: bytes, path: Path, error: type[InfercapError]) -> Any:
@@ -39,7 +147,7 @@ def parse_yaml(raw: bytes, path: Path, error: type[InfercapError]) -> Any:
     except UnicodeDecodeError:
         raise error("expected UTF-8 text, got undecodable bytes", file=str(path)) from None
     try:
-        return yaml.load(text, Loader=_loader())  # noqa: S506 - a safe loader
+        data = yaml.load(text, Loader=_loader())  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -47,6 +155,14 @@ def parse_yaml(raw: bytes, path: Path, error: type[InfercapError]) -> Any:
         raise error(f"{where}malformed YAML ({problem})", file=str(path)) from None
     except RecursionError:
         raise error("malformed YAML (nested too deeply)", file=str(path)) from None
+    try:
+        n = _count_values(data, MAX_VALUES)
+    except RecursionError:
+        raise error("malformed YAML (nested too deeply)", file=str(path)) from None
+    if n > MAX_VALUES:
+        raise error(f"malformed YAML (more than {MAX_VALUES:,} values once aliases are "
+                    "expanded)", file=str(path))
+    return data
 
 
 # ---------------------------------------------------------------- the parse cache

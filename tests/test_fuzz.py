@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -203,6 +204,10 @@ def test_enormous_numbers_do_not_hang(tmp_path):
             pass
         assert time.perf_counter() - t0 < 5
     gemma = yaml.safe_load((ROOT / "models" / "gemma-3-27b.yaml").read_text())
-    write(tmp_path / "g", "models", "gemma-3-27b.yaml", {**gemma, "num_hidden_layers": 10**30})
-    a = arch_of(load_catalog([tmp_path / "g"]).model("gemma-3-27b"))
-    assert a.local_layers == 10**30 // 6 * 5 + min(10**30 % 6, 5)
+    # a count past 1e15 is a typo: refused with the key named, before any arithmetic on it
+    for n, needle in ((10**20, "key 'num_hidden_layers': expected a number of magnitude at most"),
+                      (10**30, "line 14: malformed YAML (an integer of 31 digits (at most 30))")):
+        write(tmp_path / "g", "models", "gemma-3-27b.yaml", {**gemma, "num_hidden_layers": n})
+        with pytest.raises(InfercapError) as exc:
+            load_catalog([tmp_path / "g"])
+        assert needle in str(exc.value)

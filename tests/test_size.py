@@ -161,7 +161,7 @@ def test_check_fails_when_gpu_limit_binds(run_cli, tmp_path):
     (SPEC + "colour: blue\n", "key 'colour': unknown key"),
     (SPEC.replace("peak_requests_per_s: 50", "peak_requests_per_s: -5"),
      "key 'traffic.peak_requests_per_s': expected a number > 0"),
-    (SPEC.replace("{p99: 1000}", "{p95: 1000}"), "key 'slo.ttft_ms.p95': unknown key"),
+    (SPEC.replace("{p99: 1000}", "{p100: 1000}"), "key 'slo.ttft_ms': unknown key 'p100'"),
     (SPEC.replace("input_tokens: 2000", "input_tokens: {p90: 10}"),
      "key 'traffic.input_tokens': expected a mapping with mean"),
     (SPEC.replace("average_requests_per_s: 20", "average_requests_per_s: 80"),
