@@ -244,3 +244,77 @@ def test_ctrl_c_is_one_line_and_130(tmp_path):
     assert stderr.strip().splitlines()[-1] == "infercap: interrupted"
     assert "Traceback" not in stderr
     assert not out.exists() and not list(tmp_path.iterdir())  # no partial or temp file
+
+
+# ------------------------------------------------------------------ misleading answers
+
+def test_engine_runs_only_on_its_vendors(run_cli):
+    """TensorRT-LLM is never planned on an AMD part: left out with a line naming the engines
+    that do run there; alone, it is an error naming --gpu."""
+    rc, out, err = run_cli(["plan", "-g", "mi300x,h100-sxm", "-f", "csv"])
+    assert rc == 0, err
+    assert {r.split(",")[1] for r in out.splitlines()[1:]} == {"h100-sxm"}
+    assert "left out mi300x (AMD): TensorRT-LLM 1.x runs on NVIDIA GPUs only; --engine vllm " \
+           "or sglang runs on them" in err
+    line = assert_clean_error(*run_cli(["plan", "-g", "mi300x"]))
+    assert "key '--gpu': no GPU left: left out mi300x (AMD)" in line
+    rc, out, err = run_cli(["plan", "-g", "mi300x", "--engine", "vllm", "-f", "csv", "-q"])
+    assert rc == 0 and out.splitlines()[1].split(",")[1] == "mi300x"
+
+
+def test_size_leaves_out_gpus_the_engine_does_not_run_on(run_cli):
+    rc, out, err = run_cli(["size", REPO / "examples" / "chat-70b.yaml", "-f", "json"])
+    assert rc == 0, err
+    assert all(r["gpu"] != "mi300x" for r in json.loads(out))
+    assert "left out mi300x (AMD)" in err
+
+
+def test_profile_vendors_survive_calibration():
+    from infercap.profile import engine_profile_for
+
+    assert engine_profile_for("trtllm").vendors == ("NVIDIA",)
+    assert "AMD" in engine_profile_for("vllm").vendors
+    assert "AMD" in engine_profile_for("sglang").vendors
+
+
+def test_missing_tensor_cores_are_named_not_size(run_cli):
+    rc, out, err = run_cli(["plan", "-g", "h100-sxm", "-p", "fp4", "-f", "csv"])
+    assert rc == 1
+    assert "nothing runs: no fp4 tensor cores on h100-sxm" in err
+    assert "lower precision" not in err
+
+
+def test_partial_price_override_labels_only_its_gpu(run_cli, tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(SPEC.replace("gpus: [h100-sxm]", "gpus: [h100-sxm, h200-sxm]")
+                 + "pricing: {type: spot, usd_per_gpu_hour: {h100-sxm: 1.80}}\n")
+    rc, out, err = run_cli(["size", p, "-f", "json", "-q"])
+    assert rc == 0, err
+    types = {r["gpu"]: r["price_type"] for r in json.loads(out)}
+    assert types == {"h100-sxm": "spot", "h200-sxm": "on-demand"}
+
+
+def test_nothing_meets_names_the_closest(run_cli, tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(SPEC.replace("{p99: 50}", "{p99: 2}"))
+    rc, out, err = run_cli(["check", p])
+    assert rc == 1
+    line = [x for x in err.splitlines() if "check failed: slo.tpot_ms.p99" in x][0]
+    assert "the closest: llama-3.1-70b on h100-sxm tp" in line
+    result = json.loads(out)
+    assert result["breaches"][0]["closest"].startswith("llama-3.1-70b on h100-sxm")
+    rc, out, err = run_cli(["size", p])
+    assert rc == 1 and "slo.tpot_ms.p99: the closest reachable is" in err
+
+
+def test_figures_default_to_plans_engine(run_cli):
+    rc, out, err = run_cli(["figures", "-f", "json"])
+    rc2, out2, err2 = run_cli(["figures", "--engine", "trtllm", "-f", "json"])
+    assert rc == rc2 == 0 and out == out2
+
+
+def test_explain_beyond_a_stage_is_one_line(run_cli):
+    line = assert_clean_error(*run_cli(["explain", "-m", "deepseek-v3", "-g", "h100-sxm", "-p",
+                                        "fp8", "--tp", "1", "--dp", "72", "--ep", "72", "-b",
+                                        "18432", "-i", "2000", "-n", "100"]))
+    assert "tp x dp = 72 GPUs per pipeline stage (at most 64)" in line
